@@ -1,0 +1,47 @@
+# netdiag.reachability — entry points. Every target does its own setup.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup demo test unit integration sanity docs docs-check lint lab-up lab-down bench build
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(PY) tests/lab/demo.py $(DEMO_ARGS)
+
+test: setup
+	@bash scripts/test.sh
+
+unit: setup
+	@$(PY) -m pytest tests/unit -q
+
+integration: setup
+	@$(PY) -m pytest tests/integration -q
+
+sanity: setup
+	@bash scripts/sanity.sh
+
+docs: setup
+	@$(PY) scripts/gendocs.py
+
+docs-check: setup
+	@$(PY) scripts/gendocs.py --check
+
+lint: setup
+	@$(VENV)/bin/yamllint -s playbooks roles tests/lab/topologies
+
+lab-up: setup
+	@$(PY) tests/lab/labctl up
+
+lab-down:
+	@/usr/bin/python3 tests/lab/labctl down
+
+bench: setup
+	@bash bench/run.sh
+
+build: setup
+	@$(VENV)/bin/ansible-galaxy collection build --force --output-path /tmp
