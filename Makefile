@@ -38,7 +38,7 @@ lab-up: setup
 	@$(PY) tests/lab/labctl up
 
 lab-down:
-	@/usr/bin/python3 tests/lab/labctl down
+	@tests/lab/labctl down
 
 bench: setup
 	@bash bench/run.sh

@@ -34,7 +34,7 @@ def parse_port_range(value):
     """``80`` or ``8000-8010`` -> (first, last)."""
     text = str(value).strip()
     if "-" in text:
-        first, _, last = text.partition("-")
+        first, dummy, last = text.partition("-")
         lo, hi = parse_port(first), parse_port(last)
         if lo > hi:
             raise InputError("invalid port range %r: %d is greater than %d" % (value, lo, hi))
@@ -55,7 +55,7 @@ def parse_port_spec(spec, default_protocol=None, protocols=PROTOCOLS):
         raise InputError("invalid port spec %r: expected PORT[-PORT]/PROTOCOL" % (spec,))
     text = spec.strip().lower()
     if "/" in text:
-        ports, _, proto = text.partition("/")
+        ports, dummy, proto = text.partition("/")
     else:
         ports, proto = text, default_protocol
         if proto is None:

@@ -12,7 +12,7 @@ def test_every_host_answers_setup_over_ssh_with_its_own_hostname(lab):
     env.update(lab.json_env())
     proc = subprocess.run([lab.ansible_bin("ansible"), "all", "-i", lab.inventory, "-m", "ansible.builtin.setup",
                            "-a", "filter=ansible_hostname,ansible_default_ipv4"],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
     assert set(results) == set(lab.hosts)

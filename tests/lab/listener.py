@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -7,7 +6,6 @@ import argparse
 import http.server
 import socket
 import socketserver
-import threading
 
 
 def main():

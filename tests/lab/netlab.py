@@ -48,7 +48,7 @@ class LabError(Exception):
 
 def run(argv, check=True, input=None, timeout=60, env=None):
     """Run a command; raise LabError with its output when it fails."""
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
         raise LabError("command failed (%d): %s\n%s%s" % (proc.returncode, " ".join(argv), proc.stdout, proc.stderr))
     return proc
@@ -329,8 +329,8 @@ def _router_rules(topo, rns):
         lines += ["table ip labnat {", "  chain prerouting {",
                   "    type nat hook prerouting priority dstnat; policy accept;"]
         for m in r["dnat"]:
-            listen, _, proto = m["listen"].partition("/")
-            addr, _, port = listen.rpartition(":")
+            listen, dummy, proto = m["listen"].partition("/")
+            addr, dummy, port = listen.rpartition(":")
             comment = (' comment "%s"' % m["comment"].replace('"', "'")) if m.get("comment") else ""
             lines.append("    ip daddr %s %s dport %s dnat to %s%s" % (addr, proto or "tcp", port, m["to"], comment))
         lines += ["  }", "}"]
@@ -397,7 +397,7 @@ def _zone_xml(zone, spec):
     for svc in spec.get("services", []):
         lines.append("  <service name=%s/>" % quoteattr(svc))
     for port in spec.get("ports", []):
-        p, _, proto = str(port).partition("/")
+        p, dummy, proto = str(port).partition("/")
         lines.append("  <port protocol=%s port=%s/>" % (quoteattr(proto or "tcp"), quoteattr(p)))
     lines.append("  <forward/>")
     lines.append("</zone>")
@@ -575,6 +575,24 @@ def _wait_ready(topo, router_ip):
             time.sleep(0.1)
     if pending:
         raise LabError("not listening after 60s: %s" % ", ".join(p[3] for p in pending))
+    # end to end from the root namespace (route, router, forwarding): every sshd says hello
+    addrs = [(h["name"], h["address"]) for h in topo["hosts"]] + [(topo["router"]["name"], router_ip)]
+    deadline = time.monotonic() + 30
+    while addrs and time.monotonic() < deadline:
+        addrs = [(n, a) for n, a in addrs if not ssh_banner(a)]
+        if addrs:
+            time.sleep(0.2)
+    if addrs:
+        raise LabError("sshd not reachable from the root namespace: %s" % ", ".join("%s (%s)" % x for x in addrs))
+
+
+def ssh_banner(addr, timeout=2.0):
+    """True when an sshd at addr:22 sends its banner to the root namespace."""
+    with contextlib.suppress(OSError):
+        with socket.create_connection((addr, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-")
+    return False
 
 
 def _write_inventory(topo, router_ip):
@@ -753,7 +771,7 @@ class Lab:
         if isinstance(argv, str):
             argv = ["sh", "-c", argv]
         full = ["nsenter", "--target", str(self.sshd_pid(host)), "--net", "--mount", "--uts", "--"] + list(argv)
-        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input)
+        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input, check=False)
         if check and proc.returncode != 0:
             raise LabError("%s on %s failed (%d):\n%s%s" % (argv, host, proc.returncode, proc.stdout, proc.stderr))
         return proc
@@ -785,7 +803,7 @@ class Lab:
             argv.append("--check")
         if become_user:
             argv += ["--become", "--become-user", become_user, "--become-method", "su"]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
         try:
             data = json.loads(proc.stdout)
         except ValueError:
@@ -804,7 +822,7 @@ class Lab:
         if limit:
             argv += ["--limit", limit]
         argv += list(extra_args)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env())
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(), check=False)
 
 
 def attach():
