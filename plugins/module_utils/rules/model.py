@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The common rule model: plain dicts that serialise to JSON (Ansible facts).
+
+A *ruleset* is::
+
+    {"model": 1,
+     "tables": [TABLE, ...],
+     "warnings": [str, ...]}
+
+    TABLE = {"backend": "nftables" | "iptables-nft" | "iptables-legacy" | ...,
+             "family": "ip" | "ip6" | "inet" | "arp" | "bridge" | "netdev",
+             "name": str,
+             "sets": {NAME: {"name", "keys": [type, ...], "flags": [...],
+                             "map": None | "verdict" | type,
+                             "elements": [VALUE, ...] or [[VALUE, VERDICT], ...]}},
+             "chains": [CHAIN, ...]}
+
+    CHAIN = {"name", "type": None | "filter" | "nat" | "route",
+             "hook": None | "prerouting" | "input" | "forward" | "output" | "postrouting",
+             "priority": None | int, "policy": None | "accept" | "drop",
+             "rules": [RULE, ...]}
+
+    RULE = {"matches": [MATCH, ...], "statements": [STATEMENT, ...],
+            "verdict": None | VERDICT, "origin": ORIGIN}
+
+    MATCH = {"key": KEY or [KEY, ...] (a concatenation), "negate": bool,
+             "values": [VALUE, ...]  or  "set": NAME,
+             "requires": {"family": "ipv4"|"ipv6", "proto": [proto, ...]}}   (optional)
+          | {"key": "unknown", "reason": str}
+
+    VERDICT = {"kind": "accept" | "drop" | "continue" | "return"}
+            | {"kind": "jump" | "goto", "target": chain}
+            | {"kind": "reject", "backend": "nftables"|"iptables", "type": ..., "expr": ...}
+            | {"kind": "dnat" | "snat" | "masquerade" | "redirect", "addr": ..., "port": ...}
+            | {"kind": "vmap", "key": KEY or [KEY, ...], "map": [[VALUE, VERDICT], ...] or "set": NAME}
+            | {"kind": "unknown", "reason": str}
+
+    ORIGIN = {"backend", "family", "table", "chain", "handle" or "line", "text"}
+
+KEYs are the packet's own keys (see ``PACKET_KEYS``).  VALUEs are JSON scalars: addresses
+``"10.0.0.0/24"``, ``"10.0.0.1-10.0.0.9"``; numbers ``80`` or ranges ``[8000, 8010]``;
+interface names (``"veth*"`` is a prefix wildcard); names of conntrack states, protocols and
+ICMP types.  Concatenated keys take lists of such values.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import ParseError
+
+MODEL_VERSION = 1
+
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+
+# Packet keys a match may test.
+PACKET_KEYS = (
+    "family", "proto", "src", "dst", "sport", "dport", "iif", "oif",
+    "ct_state", "ct_status", "ctstate", "icmp_type", "icmp_code", "mark", "dst_type", "src_type", "tcp_flags", "rt_type",
+)
+
+VERDICT_KINDS = (
+    "accept", "drop", "continue", "return", "jump", "goto", "reject",
+    "dnat", "snat", "masquerade", "redirect", "vmap", "unknown",
+)
+
+# nftables named priorities (nft(8) "PRIORITY"), for the ip/ip6/inet families.
+NFT_PRIORITIES = {
+    "raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100,
+}
+
+# iptables tables -> (hook -> priority); chains with these names in these tables are base chains.
+IPT_BASE_CHAINS = {
+    "raw": {"PREROUTING": -300, "OUTPUT": -300},
+    "mangle": {"PREROUTING": -150, "INPUT": -150, "FORWARD": -150, "OUTPUT": -150, "POSTROUTING": -150},
+    "nat": {"PREROUTING": -100, "INPUT": 100, "OUTPUT": -100, "POSTROUTING": 100},
+    "filter": {"INPUT": 0, "FORWARD": 0, "OUTPUT": 0},
+    "security": {"INPUT": 50, "FORWARD": 50, "OUTPUT": 50},
+}
+IPT_CHAIN_TYPE = {"raw": "filter", "mangle": "route", "nat": "nat", "filter": "filter", "security": "filter"}
+
+L4PROTO_NUMBERS = {
+    1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 33: "dccp", 41: "ipv6", 47: "gre",
+    50: "esp", 51: "ah", 58: "ipv6-icmp", 132: "sctp", 136: "udplite",
+}
+L4PROTO_ALIASES = {"icmpv6": "ipv6-icmp", "ipv6icmp": "ipv6-icmp", "icmp6": "ipv6-icmp"}
+PORT_PROTOS = ("tcp", "udp", "sctp", "dccp", "udplite")
+
+ICMP4_TYPE_NUMBERS = {
+    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+    "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11,
+    "parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15,
+    "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18,
+    # iptables spellings
+    "ping": 8, "pong": 0, "any": None,
+}
+ICMP6_TYPE_NUMBERS = {
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
+    "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131,
+    "mld-listener-done": 132, "mld-listener-reduction": 132, "nd-router-solicit": 133,
+    "nd-router-advert": 134, "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137,
+    "router-renumbering": 138, "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142,
+    "mld2-listener-report": 143,
+    # iptables spellings
+    "router-solicitation": 133, "router-advertisement": 134, "neighbour-solicitation": 135,
+    "neighbor-solicitation": 135, "neighbour-advertisement": 136, "neighbor-advertisement": 136,
+    "ping": 128, "pong": 129,
+}
+
+CT_STATES = ("new", "established", "related", "invalid", "untracked")
+
+
+def new_ruleset():
+    return {"model": MODEL_VERSION, "tables": [], "warnings": []}
+
+
+def merge(*rulesets):
+    """One ruleset holding every table (and warning) of ``rulesets``, in order."""
+    out = new_ruleset()
+    for rs in rulesets:
+        if not rs:
+            continue
+        rs = from_dict(rs)
+        out["tables"].extend(rs["tables"])
+        out["warnings"].extend(rs.get("warnings", []))
+    return out
+
+
+def to_dict(ruleset):
+    """The ruleset as plain JSON data (a deep copy)."""
+    return copy.deepcopy(ruleset)
+
+
+def _fail(what, value):
+    raise ParseError("invalid rule model: %s (got %r)" % (what, value), source="rule model")
+
+
+def _check_verdict(v, where):
+    if v is None:
+        return
+    if not isinstance(v, dict) or v.get("kind") not in VERDICT_KINDS:
+        _fail("%s: verdict must be a dict with kind in %s" % (where, ", ".join(VERDICT_KINDS)), v)
+    if v["kind"] in ("jump", "goto") and not isinstance(v.get("target"), str):
+        _fail("%s: %s needs a target chain name" % (where, v["kind"]), v)
+    if v["kind"] == "vmap":
+        if "set" not in v and not isinstance(v.get("map"), list):
+            _fail("%s: vmap needs map or set" % where, v)
+        for item in v.get("map") or []:
+            if not isinstance(item, list) or len(item) != 2:
+                _fail("%s: vmap entries are [value, verdict]" % where, item)
+            _check_verdict(item[1], where)
+
+
+def from_dict(data):
+    """Validate a ruleset read back from JSON (saved facts) and return it.
+
+    Raises ParseError naming the first bad part; never returns a half-valid model.
+    """
+    if not isinstance(data, dict) or "tables" not in data:
+        _fail("a ruleset is a dict with a 'tables' list", type(data).__name__)
+    if data.get("model", MODEL_VERSION) != MODEL_VERSION:
+        _fail("unsupported model version", data.get("model"))
+    if not isinstance(data["tables"], list):
+        _fail("'tables' must be a list", data["tables"])
+    for ti, table in enumerate(data["tables"]):
+        where = "tables[%d]" % ti
+        if not isinstance(table, dict):
+            _fail(where + " must be a dict", table)
+        for key in ("backend", "family", "name"):
+            if not isinstance(table.get(key), str):
+                _fail("%s.%s must be a string" % (where, key), table.get(key))
+        if not isinstance(table.get("chains"), list):
+            _fail(where + ".chains must be a list", table.get("chains"))
+        if not isinstance(table.get("sets", {}), dict):
+            _fail(where + ".sets must be a dict", table.get("sets"))
+        for ci, chain in enumerate(table["chains"]):
+            cwhere = "%s.chains[%d]" % (where, ci)
+            if not isinstance(chain, dict) or not isinstance(chain.get("name"), str):
+                _fail(cwhere + " must be a dict with a name", chain)
+            if chain.get("hook") is not None and chain["hook"] not in HOOKS + ("ingress", "egress"):
+                _fail(cwhere + ".hook", chain["hook"])
+            if chain.get("hook") is not None and not isinstance(chain.get("priority"), int):
+                _fail(cwhere + ".priority must be an int for a base chain", chain.get("priority"))
+            if chain.get("policy") not in (None, "accept", "drop"):
+                _fail(cwhere + ".policy", chain.get("policy"))
+            if not isinstance(chain.get("rules"), list):
+                _fail(cwhere + ".rules must be a list", chain.get("rules"))
+            for ri, rule in enumerate(chain["rules"]):
+                rwhere = "%s.rules[%d]" % (cwhere, ri)
+                if not isinstance(rule, dict) or not isinstance(rule.get("matches"), list):
+                    _fail(rwhere + " must be a dict with a matches list", rule)
+                if not isinstance(rule.get("origin"), dict):
+                    _fail(rwhere + ".origin must be a dict", rule.get("origin"))
+                for m in rule["matches"]:
+                    if not isinstance(m, dict) or "key" not in m:
+                        _fail(rwhere + ": a match is a dict with a key", m)
+                    if m["key"] != "unknown" and "values" not in m and "set" not in m:
+                        _fail(rwhere + ": a match needs values or set", m)
+                _check_verdict(rule.get("verdict"), rwhere)
+    data.setdefault("warnings", [])
+    data.setdefault("model", MODEL_VERSION)
+    return data
+
+
+def iter_rules(ruleset):
+    """Yield (table, chain, rule) for every rule."""
+    for table in ruleset["tables"]:
+        for chain in table["chains"]:
+            for rule in chain["rules"]:
+                yield table, chain, rule
+
+
+def unknown_match(reason):
+    return {"key": "unknown", "reason": reason}
+
+
+def combine(nft_ruleset=None, iptables_rulesets=()):
+    """One ruleset from an nftables listing and iptables dumps.
+
+    Tables that iptables-nft manages show up in both; the iptables-save view is the one the
+    model understands (the nft view holds ``xt`` expressions), so it replaces them.
+    """
+    ipt = merge(*iptables_rulesets) if iptables_rulesets else new_ruleset()
+    seen = {(t["family"], t["name"]) for t in ipt["tables"] if t["backend"] == "iptables-nft"}
+    out = new_ruleset()
+    if nft_ruleset:
+        nft_ruleset = from_dict(nft_ruleset)
+        for t in nft_ruleset["tables"]:
+            if t.get("managed_by") == "iptables-nft" and (t["family"], t["name"]) in seen:
+                continue
+            out["tables"].append(t)
+        out["warnings"].extend(w for w in nft_ruleset.get("warnings", [])
+                               if not any("table %s %s " % k in w for k in seen))
+    out["tables"].extend(ipt["tables"])
+    out["warnings"].extend(ipt["warnings"])
+    return out

@@ -1,0 +1,566 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nftables -> rule model, from libnftables JSON (``nft -j list ruleset``).
+
+``parse_nft_json(data, text=None)`` converts the JSON; ``text`` is the output of
+``nft -a list ruleset`` and, when given, supplies each rule's own text (looked up by
+handle); otherwise the text is rendered from the JSON.  ``read_nftables()`` reads the
+live ruleset through the ``nftables`` Python binding when it imports, else by running
+``nft``.
+
+Anything the model cannot express becomes an ``unknown`` match or verdict carrying the
+reason, so the evaluator answers ``indeterminate`` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+    BackendUnavailable, MissingDependency, ParseError,
+)
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
+    L4PROTO_NUMBERS, NFT_PRIORITIES, PORT_PROTOS, from_dict, new_ruleset, unknown_match,
+)
+
+BACKEND = "nftables"
+
+# payload protocol -> (family requirement, l4 protocols implied)
+_L3 = {"ip": "ipv4", "ip6": "ipv6"}
+_L4 = {"tcp": ["tcp"], "udp": ["udp"], "sctp": ["sctp"], "dccp": ["dccp"], "udplite": ["udplite"],
+       "th": list(PORT_PROTOS)}
+_META_KEYS = {
+    "l4proto": "proto", "nfproto": "family", "protocol": "family", "iifname": "iif", "oifname": "oif",
+    "iif": "iif", "oif": "oif", "mark": "mark",
+}
+_FAMILY_VALUES = {"ipv4": "ipv4", "ip": "ipv4", "ipv6": "ipv6", "ip6": "ipv6", 2: "ipv4", 10: "ipv6",
+                  2048: "ipv4", 34525: "ipv6"}
+_NON_TERMINAL = ("counter", "log", "comment", "notrack", "mangle", "ct helper", "ct timeout",
+                 "ct expectation", "set", "map", "flow", "dup", "fwd", "secmark", "objref", "last")
+_CMP = {"<": "lt", ">": "gt", "<=": "le", ">=": "ge"}
+
+
+class _Unknown(Exception):
+    """An expression the model cannot express (caught inside this module)."""
+
+
+def _left_key(left):
+    """Map a JSON left-hand expression to (key, requires) or raise _Unknown."""
+    if isinstance(left, dict) and "payload" in left:
+        p = left["payload"]
+        proto, field = p.get("protocol"), p.get("field")
+        if proto in _L3 and field in ("saddr", "daddr"):
+            return ("src" if field == "saddr" else "dst"), {"family": _L3[proto]}
+        if proto == "ip" and field == "protocol":
+            return "proto", {"family": "ipv4"}
+        if proto == "ip6" and field == "nexthdr":
+            return "proto", {"family": "ipv6"}
+        if proto in _L4 and field in ("sport", "dport"):
+            return field, {"proto": list(_L4[proto])}
+        if proto == "icmp" and field in ("type", "code"):
+            return "icmp_" + field, {"family": "ipv4", "proto": ["icmp"]}
+        if proto == "icmpv6" and field in ("type", "code"):
+            return "icmp_" + field, {"family": "ipv6", "proto": ["ipv6-icmp"]}
+        if proto == "tcp" and field == "flags":
+            return "tcp_flags", {"proto": ["tcp"]}
+        raise _Unknown("payload %s %s" % (proto, field))
+    if isinstance(left, dict) and "meta" in left:
+        key = left["meta"].get("key")
+        if key in _META_KEYS:
+            return _META_KEYS[key], {}
+        raise _Unknown("meta %s" % key)
+    if isinstance(left, dict) and "ct" in left:
+        key = left["ct"].get("key")
+        if key in ("state", "status") and "dir" not in left["ct"]:
+            return "ct_" + key, {}
+        raise _Unknown("ct %s" % key)
+    if isinstance(left, dict) and "fib" in left:
+        raise _Unknown("fib %s (reverse-path/route lookup)" % json.dumps(left["fib"], sort_keys=True))
+    raise _Unknown(_render(left))
+
+
+def _scalar(value, key):
+    """One right-hand element -> model VALUE (str, int, [lo, hi]) or raise _Unknown."""
+    if isinstance(value, bool):
+        raise _Unknown("boolean %r" % value)
+    if isinstance(value, (int, str)):
+        if key == "proto" and isinstance(value, int):
+            return L4PROTO_NUMBERS.get(value, value)
+        if key == "family":
+            if value not in _FAMILY_VALUES:
+                raise _Unknown("family %r" % value)
+            return _FAMILY_VALUES[value]
+        return value
+    if isinstance(value, dict):
+        if "prefix" in value:
+            return "%s/%s" % (value["prefix"]["addr"], value["prefix"]["len"])
+        if "range" in value:
+            lo, hi = value["range"]
+            if key in ("src", "dst"):
+                return "%s-%s" % (lo, hi)
+            return [_scalar(lo, key), _scalar(hi, key)]
+        if "elem" in value:  # element with timeout/comment
+            return _scalar(value["elem"].get("val"), key)
+    raise _Unknown("value %s" % json.dumps(value, sort_keys=True))
+
+
+def _values(right, key):
+    """Right-hand side -> ("values", [...]) or ("set", name)."""
+    if isinstance(right, str) and right.startswith("@"):
+        return "set", right[1:]
+    if isinstance(right, dict) and "set" in right:
+        items = right["set"]
+        if not isinstance(items, list):
+            items = [items]
+        return "values", [_element(v, key) for v in items]
+    if isinstance(right, list):  # flag lists: ct state { established, related }
+        return "values", [_scalar(v, key) for v in right]
+    return "values", [_element(right, key)]
+
+
+def _element(value, key):
+    if isinstance(key, list):
+        if isinstance(value, dict) and "concat" in value:
+            parts = value["concat"]
+            if len(parts) != len(key):
+                raise _Unknown("concatenation of %d values for %d keys" % (len(parts), len(key)))
+            return [_scalar(v, k) for v, k in zip(parts, key)]
+        raise _Unknown("non-concatenated value for a concatenation")
+    return _scalar(value, key)
+
+
+def _merge_requires(reqs):
+    out = {}
+    for r in reqs:
+        if "family" in r:
+            if out.get("family", r["family"]) != r["family"]:
+                out["family"] = "none"
+            else:
+                out["family"] = r["family"]
+        if "proto" in r:
+            if "proto" in out:
+                out["proto"] = [p for p in out["proto"] if p in r["proto"]]
+            else:
+                out["proto"] = list(r["proto"])
+    return out
+
+
+def _key_of(left):
+    if isinstance(left, dict) and "concat" in left:
+        keys, reqs = [], []
+        for part in left["concat"]:
+            k, r = _left_key(part)
+            keys.append(k)
+            reqs.append(r)
+        return keys, _merge_requires(reqs)
+    return _left_key(left)
+
+
+def _match(m):
+    left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
+    try:
+        key, requires = _key_of(left)
+        if op in _CMP:
+            if isinstance(key, list) or not isinstance(right, int) or isinstance(right, bool):
+                raise _Unknown("comparison %s %s" % (op, _render(right)))
+            bounds = {"lt": [0, right - 1], "le": [0, right], "gt": [right + 1, 2 ** 32], "ge": [right, 2 ** 32]}
+            out = {"key": key, "negate": False, "values": [bounds[_CMP[op]]]}
+        elif op in ("==", "!=", "in"):
+            kind, vals = _values(right, key)
+            out = {"key": key, "negate": op == "!="}
+            out[kind] = vals
+        else:
+            raise _Unknown("operator %s" % op)
+    except _Unknown as exc:
+        return unknown_match("cannot model %s" % exc)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return unknown_match("cannot model match %s (%s)" % (_render({"match": m}), exc))
+    if requires:
+        out["requires"] = requires
+    return out
+
+
+def _reject(stmt):
+    stmt = stmt or {}
+    return {"kind": "reject", "backend": "nftables", "type": stmt.get("type"), "expr": stmt.get("expr")}
+
+
+def _verdict_of(stmt):
+    """A verdict statement ({"accept": null}, {"jump": {...}}) -> VERDICT, else None."""
+    if not isinstance(stmt, dict) or len(stmt) != 1:
+        return None
+    (name, arg), = stmt.items()
+    if name in ("accept", "drop", "continue", "return"):
+        return {"kind": name}
+    if name in ("jump", "goto"):
+        return {"kind": name, "target": (arg or {}).get("target")}
+    return None
+
+
+def _nat(name, arg):
+    arg = arg or {}
+    out = {"kind": name}
+    for k in ("addr", "port", "family"):
+        if k in arg:
+            val = arg[k]
+            if isinstance(val, (str, int)) and not isinstance(val, bool):
+                out[k] = val
+            else:
+                return {"kind": "unknown", "reason": "cannot model %s to %s" % (name, _render(val))}
+    return out
+
+
+def _vmap(arg):
+    try:
+        key, requires = _key_of(arg.get("key"))
+        data = arg.get("data")
+        if isinstance(data, str) and data.startswith("@"):
+            out = {"kind": "vmap", "key": key, "set": data[1:]}
+        else:
+            items = data.get("set") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise _Unknown("vmap data %s" % _render(data))
+            entries = []
+            for item in items:
+                if not isinstance(item, list) or len(item) != 2:
+                    raise _Unknown("vmap entry %s" % _render(item))
+                verdict = _verdict_of(item[1])
+                if verdict is None:
+                    raise _Unknown("vmap verdict %s" % _render(item[1]))
+                entries.append([_element(item[0], key), verdict])
+            out = {"kind": "vmap", "key": key, "map": entries}
+    except _Unknown as exc:
+        return {"kind": "unknown", "reason": "cannot model vmap: %s" % exc}, None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return {"kind": "unknown", "reason": "cannot model vmap %s (%s)" % (_render(arg), exc)}, None
+    return out, requires
+
+
+def convert_rule(exprs):
+    """Convert a rule's ``expr`` list into (matches, statements, verdict)."""
+    matches, statements, verdict = [], [], None
+    if not isinstance(exprs, list):
+        return [unknown_match("rule expr is not a list: %s" % _render(exprs))], [], None
+    for stmt in exprs:
+        if verdict is not None:
+            break  # nothing after a terminal statement runs
+        if not isinstance(stmt, dict) or len(stmt) != 1:
+            matches.append(unknown_match("cannot model statement %s" % _render(stmt)))
+            continue
+        (name, arg), = stmt.items()
+        if name == "match":
+            if not isinstance(arg, dict):
+                matches.append(unknown_match("cannot model match %s" % _render(arg)))
+            else:
+                matches.append(_match(arg))
+        elif _verdict_of(stmt) is not None:
+            verdict = _verdict_of(stmt)
+        elif name == "reject":
+            verdict = _reject(arg)
+        elif name in ("dnat", "snat", "masquerade", "redirect"):
+            verdict = _nat(name, arg)
+        elif name == "vmap":
+            verdict, requires = _vmap(arg if isinstance(arg, dict) else {})
+            if requires:  # `tcp dport vmap {...}` only applies to tcp packets
+                verdict["requires"] = requires
+        elif name in _NON_TERMINAL:
+            statements.append({"kind": name})
+        elif name in ("limit", "quota"):
+            # a rate limit or quota matches some packets and not others
+            matches.append(unknown_match("%s %s depends on traffic rate/volume" % (name, _render(arg))))
+        elif name == "xt":
+            what = (arg or {}).get("type", "?") if isinstance(arg, dict) else "?"
+            xname = (arg or {}).get("name", "?") if isinstance(arg, dict) else "?"
+            reason = ("iptables-nft extension xt %s %s (read this table with iptables-save instead)"
+                      % (what, xname))
+            if what == "target":
+                verdict = {"kind": "unknown", "reason": reason}
+            else:
+                matches.append(unknown_match(reason))
+        elif name in ("queue", "tproxy", "synproxy"):
+            verdict = {"kind": "unknown", "reason": "cannot model %s" % name}
+        else:
+            verdict = {"kind": "unknown", "reason": "cannot model statement %s" % _render(stmt)}
+    return matches, statements, verdict
+
+
+# ----------------------------------------------------------------- text of rules
+
+def _render(e):
+    """Compact nft-like rendering of a JSON expression (used when no `nft -a` text is given)."""
+    try:
+        return _render_inner(e)
+    except Exception:  # rendering is cosmetic; never let it fail a parse
+        return json.dumps(e, sort_keys=True, default=str)
+
+
+def _render_inner(e):
+    if e is None:
+        return ""
+    if isinstance(e, (str, int)):
+        return str(e)
+    if isinstance(e, list):
+        return "{ %s }" % ", ".join(_render_inner(x) for x in e)
+    if not isinstance(e, dict) or len(e) != 1:
+        return json.dumps(e, sort_keys=True)
+    (k, v), = e.items()
+    if k == "match":
+        op = v.get("op", "==")
+        op = "" if op in ("==", "in") else op + " "
+        return "%s %s%s" % (_render_inner(v.get("left")), op, _render_inner(v.get("right")))
+    if k == "payload":
+        return "%s %s" % (v.get("protocol"), v.get("field"))
+    if k == "meta":
+        return "meta %s" % v.get("key")
+    if k == "ct":
+        return "ct %s" % v.get("key")
+    if k == "set":
+        return "{ %s }" % ", ".join(_render_inner(x) for x in (v if isinstance(v, list) else [v]))
+    if k == "prefix":
+        return "%s/%s" % (v.get("addr"), v.get("len"))
+    if k == "range":
+        return "%s-%s" % (_render_inner(v[0]), _render_inner(v[1]))
+    if k == "concat":
+        return " . ".join(_render_inner(x) for x in v)
+    if k in ("accept", "drop", "continue", "return"):
+        return k
+    if k in ("jump", "goto"):
+        return "%s %s" % (k, v.get("target"))
+    if k == "reject":
+        if not v:
+            return "reject"
+        return ("reject with %s %s" % (v.get("type"), v.get("expr") or "")).strip()
+    if k in ("dnat", "snat"):
+        return "%s to %s%s" % (k, _render_inner(v.get("addr")), ":%s" % v["port"] if "port" in v else "")
+    if k == "vmap":
+        return "%s vmap %s" % (_render_inner(v.get("key")), _render_inner(v.get("data")))
+    if k in ("counter", "log", "masquerade", "notrack"):
+        return k
+    return "%s %s" % (k, json.dumps(v, sort_keys=True))
+
+
+_TABLE_RE = re.compile(r"^table\s+(\S+)\s+(\S+)\s*\{")
+_CHAIN_RE = re.compile(r"^\s*chain\s+(\S+)\s*\{")
+_HANDLE_RE = re.compile(r"^\s*(.*?)\s*# handle (\d+)\s*$")
+
+
+def texts_from_listing(text):
+    """Map (family, table, chain, handle) -> rule text from ``nft -a list ruleset`` output."""
+    out = {}
+    family = table = chain = None
+    for line in (text or "").splitlines():
+        m = _TABLE_RE.match(line)
+        if m:
+            family, table, chain = m.group(1), m.group(2), None
+            continue
+        m = _CHAIN_RE.match(line)
+        if m:
+            chain = m.group(1)
+            continue
+        if line.startswith("\t}") or line.strip() == "}":
+            if line.strip() == "}" and not line.startswith("\t"):
+                family = table = None
+            chain = None
+            continue
+        if chain is None:
+            continue
+        m = _HANDLE_RE.match(line)
+        if m and m.group(1):
+            out[(family, table, chain, int(m.group(2)))] = m.group(1)
+    return out
+
+
+# ----------------------------------------------------------------- the parser
+
+def _priority(chain):
+    prio = chain.get("prio")
+    if isinstance(prio, bool):
+        raise ParseError("chain %s has invalid priority %r" % (chain.get("name"), prio), source="nft JSON")
+    if isinstance(prio, int):
+        return prio
+    if isinstance(prio, str) and prio in NFT_PRIORITIES:
+        return NFT_PRIORITIES[prio]
+    if isinstance(prio, str):
+        m = re.match(r"^(\w+)\s*([+-])\s*(\d+)$", prio)
+        if m and m.group(1) in NFT_PRIORITIES:
+            base = NFT_PRIORITIES[m.group(1)]
+            return base + int(m.group(3)) if m.group(2) == "+" else base - int(m.group(3))
+    raise ParseError("chain %s has a priority the model does not know: %r" % (chain.get("name"), prio),
+                     source="nft JSON")
+
+
+def _set_entry(obj, kind):
+    name = obj.get("name")
+    keys = obj.get("type")
+    keys = keys if isinstance(keys, list) else [keys]
+    entry = {"name": name, "keys": keys, "flags": list(obj.get("flags") or []),
+             "map": obj.get("map") if kind == "map" else None, "elements": []}
+    # the key of a set is what the matching rule's left side says; elements are stored raw-converted
+    try:
+        if kind == "map" and obj.get("map") == "verdict":
+            for item in obj.get("elem") or []:
+                verdict = _verdict_of(item[1])
+                if verdict is None:
+                    raise _Unknown("map verdict %s" % _render(item[1]))
+                entry["elements"].append([_set_value(item[0]), verdict])
+        elif kind == "map":
+            entry["elements"] = None
+            entry["unknown"] = "data map %s (only verdict maps are modelled)" % name
+        else:
+            entry["elements"] = [_set_value(e) for e in obj.get("elem") or []]
+    except (_Unknown, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        entry["elements"] = None
+        entry["unknown"] = "cannot model elements of set %s: %s" % (name, exc)
+    return entry
+
+
+def _set_value(value):
+    """Set element -> VALUE, keyless (types are resolved by the evaluator from the match key)."""
+    if isinstance(value, dict) and "concat" in value:
+        return [_scalar(v, None) for v in value["concat"]]
+    return _scalar(value, None)
+
+
+def parse_nft_json(data, text=None, source="nft -j list ruleset"):
+    """Convert libnftables JSON (a str or the decoded dict) to a ruleset.
+
+    Raises ParseError for input that is not an nftables JSON listing.
+    """
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise ParseError("not JSON: %s" % exc, source=source)
+    if not isinstance(data, dict) or not isinstance(data.get("nftables"), list):
+        raise ParseError("not an nftables JSON listing (no 'nftables' list)", source=source)
+    texts = texts_from_listing(text) if text else {}
+    ruleset = new_ruleset()
+    tables, chains = {}, {}
+    for i, obj in enumerate(data["nftables"]):
+        if not isinstance(obj, dict) or len(obj) != 1:
+            raise ParseError("item %d is not a one-key object: %s" % (i, _render(obj)[:200]), source=source)
+        (kind, body), = obj.items()
+        if kind == "metainfo":
+            continue
+        if not isinstance(body, dict):
+            raise ParseError("item %d (%s) is not an object" % (i, kind), source=source)
+        if kind == "table":
+            tkey = (body.get("family"), body.get("name"))
+            if not all(isinstance(x, str) for x in tkey):
+                raise ParseError("table %d lacks family/name" % i, source=source)
+            tables[tkey] = {"backend": BACKEND, "family": tkey[0], "name": tkey[1], "sets": {}, "chains": []}
+            ruleset["tables"].append(tables[tkey])
+            continue
+        tkey = (body.get("family"), body.get("table"))
+        if kind in ("chain", "rule", "set", "map") and tkey not in tables:
+            raise ParseError("%s %r refers to unknown table %s %s" % (kind, body.get("name"), tkey[0], tkey[1]),
+                             source=source)
+        if kind == "chain":
+            name = body.get("name")
+            if not isinstance(name, str):
+                raise ParseError("chain %d has no name" % i, source=source)
+            chain = {"name": name, "type": body.get("type"), "hook": body.get("hook"),
+                     "priority": _priority(body) if body.get("hook") else None,
+                     "policy": body.get("policy") if body.get("hook") else None, "rules": []}
+            if chain["hook"] and chain["policy"] is None:
+                chain["policy"] = "accept"
+            tables[tkey]["chains"].append(chain)
+            chains[tkey + (name,)] = chain
+        elif kind in ("set", "map"):
+            tables[tkey]["sets"][body.get("name")] = _set_entry(body, kind)
+        elif kind == "rule":
+            ckey = tkey + (body.get("chain"),)
+            if ckey not in chains:
+                raise ParseError("rule %r refers to unknown chain %s" % (body.get("handle"), body.get("chain")),
+                                 source=source)
+            matches, statements, verdict = convert_rule(body.get("expr"))
+            handle = body.get("handle")
+            rule_text = texts.get(ckey + (handle,)) if handle is not None else None
+            if rule_text is None:
+                rule_text = " ".join(_render(e) for e in body.get("expr") or [])
+                if body.get("comment"):
+                    rule_text += ' comment "%s"' % body["comment"]
+            origin = {"backend": BACKEND, "family": tkey[0], "table": tkey[1], "chain": body.get("chain"),
+                      "handle": handle, "text": rule_text}
+            chains[ckey]["rules"].append({"matches": matches, "statements": statements,
+                                          "verdict": verdict, "origin": origin})
+        # other objects (ct helper, counter, quota, flowtable, ...) do not change the walk by themselves
+    _flag_iptables_nft(ruleset)
+    try:
+        return from_dict(ruleset)
+    except ParseError as exc:
+        raise ParseError(str(exc), source=source)
+
+
+_IPT_TABLES = ("filter", "nat", "mangle", "raw", "security")
+
+
+def _flag_iptables_nft(ruleset):
+    """Tables created by iptables-nft hold `xt` expressions we cannot model: say so."""
+    for table in ruleset["tables"]:
+        if table["family"] in ("ip", "ip6") and table["name"] in _IPT_TABLES:
+            has_xt = any(m.get("key") == "unknown" and "xt " in m.get("reason", "")
+                         for c in table["chains"] for r in c["rules"] for m in r["matches"])
+            has_xt = has_xt or any((r.get("verdict") or {}).get("kind") == "unknown"
+                                   and "xt " in r["verdict"].get("reason", "")
+                                   for c in table["chains"] for r in c["rules"])
+            upper = any(c["name"] in ("INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING")
+                        for c in table["chains"])
+            if has_xt or upper:
+                table["managed_by"] = "iptables-nft"
+                ruleset["warnings"].append(
+                    "table %s %s looks managed by iptables-nft%s; prefer iptables-save for it"
+                    % (table["family"], table["name"], " (holds xt expressions)" if has_xt else ""))
+
+
+# ----------------------------------------------------------------- live reader
+
+def _run_nft_binding():
+    import nftables  # noqa: F401  (guarded by the caller)
+    nft = nftables.Nftables()
+    nft.set_json_output(True)
+    rc, out, err = nft.cmd("list ruleset")
+    if rc != 0:
+        raise BackendUnavailable("nftables: list ruleset failed: %s" % (err or "").strip())
+    nft.set_json_output(False)
+    nft.set_handle_output(True)
+    rc2, text, _err = nft.cmd("list ruleset")
+    return out, text if rc2 == 0 else None
+
+
+def _run_nft_command(nft_path="nft"):
+    try:
+        js = subprocess.run([nft_path, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=60)
+        txt = subprocess.run([nft_path, "-a", "list", "ruleset"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise MissingDependency("nft", package="nftables")
+    if js.returncode != 0:
+        raise BackendUnavailable("nft -j list ruleset failed (rc=%d): %s" % (js.returncode, js.stderr.strip()))
+    return js.stdout, txt.stdout if txt.returncode == 0 else None
+
+
+def read_nftables(use_binding=None, nft_path="nft"):
+    """Read the live ruleset (needs root).  Returns (ruleset, how) where ``how`` names the reader.
+
+    ``use_binding``: None = the Python binding when importable, else ``nft``; True/False force.
+    """
+    binding_ok = False
+    if use_binding is not False:
+        try:
+            import nftables  # noqa: F401
+            binding_ok = True
+        except ImportError:
+            if use_binding:
+                raise MissingDependency("nftables", package="python3-nftables")
+    if binding_ok:
+        out, text = _run_nft_binding()
+        how = "python3-nftables"
+    else:
+        out, text = _run_nft_command(nft_path)
+        how = "nft -j list ruleset"
+    if not out.strip():
+        out = '{"nftables": []}'
+    return parse_nft_json(out, text=text, source=how), how
