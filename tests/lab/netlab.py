@@ -350,6 +350,7 @@ def _write_overlays(topo):
         os.makedirs(etc, exist_ok=True)
         with open(os.path.join(etc, "hosts"), "w") as fh:
             fh.write(hosts_text)
+        _add_lab_user(etc)
     for h in topo["hosts"]:
         fw = h.get("firewall") or {}
         etc = os.path.join("/etc/netns", ns_name(h["name"]))
@@ -382,6 +383,26 @@ def _write_overlays(topo):
             text = re.sub(r"(?m)^IPT_SYSCTL=.*$", "IPT_SYSCTL=/dev/null", text)
             with open(path, "w") as fh:
                 fh.write(text)
+
+
+LAB_USER = "netdiag"
+LAB_UID = 4242
+
+
+def _add_lab_user(etc):
+    """An unprivileged login user on every host (for tests of what works without root),
+    added to the host's own passwd/group/shadow overlay: the machine's files stay untouched."""
+    for fname, line in (("passwd", "%s:x:%d:%d:netdiag lab user:/tmp:/bin/sh\n" % (LAB_USER, LAB_UID, LAB_UID)),
+                        ("group", "%s:x:%d:\n" % (LAB_USER, LAB_UID)),
+                        ("shadow", "%s:!:19000:0:99999:7:::\n" % LAB_USER)):
+        with open("/etc/" + fname) as fh:
+            text = fh.read()
+        if not text.endswith("\n"):
+            text += "\n"
+        path = os.path.join(etc, fname)
+        with open(path, "w") as fh:
+            fh.write(text + line)
+        os.chmod(path, 0o640 if fname == "shadow" else 0o644)
 
 
 def _zone_xml(zone, spec):

@@ -1,0 +1,49 @@
+"""trace against the lab: the verdict names the hop that blocks (seed 003), over ssh as users run it."""
+import time
+
+import pytest
+
+CASES = [
+    # (address, port, protocol, verdict, state, blocking address, blocking is target, hop)
+    ("10.200.2.10", 80, "tcp", "reached", "open", None, None, None),
+    ("10.200.2.13", 8080, "tcp", "reached", "closed", None, None, None),       # loopback-only: RST
+    ("10.200.2.14", 53, "udp", "reached", "closed", None, None, None),         # stopped DNS: 3/3 from target
+    ("10.200.2.10", 8081, "tcp", "silent_after_hop", None, "10.200.1.1", None, 1),   # router drops
+    ("10.200.2.10", 8082, "tcp", "rejected", None, "10.200.1.1", False, 1),    # router rejects (!X)
+    ("10.200.2.11", 80, "tcp", "rejected", None, "10.200.2.11", True, 2),      # firewalld nft: 3/13
+    ("10.200.2.12", 80, "tcp", "rejected", None, "10.200.2.12", True, 2),      # firewalld iptables: 3/3
+    ("10.200.2.15", 80, "tcp", "rejected", None, "10.200.2.15", True, 2),      # iptables 3/10
+    ("10.200.2.18", 80, "tcp", "silent_after_hop", None, "10.200.1.1", None, 1),     # host drop: dies after hop 1
+]
+
+
+@pytest.mark.parametrize("address,port,proto,verdict,state,blocker,is_target,hop", CASES)
+def test_trace_from_client(lab, address, port, proto, verdict, state, blocker, is_target, hop):
+    time.sleep(1.2)  # let the router's ICMP token bucket for the client refill between cases
+    res = lab.module("client", "netdiag.reachability.trace",
+                     {"address": address, "port": port, "protocol": proto, "max_hops": 8, "timeout": 1.5})
+    assert not res.get("failed"), res
+    assert res["changed"] is False
+    assert res["verdict"] == verdict, res["reason"]
+    assert res["state"] == state
+    if blocker:
+        assert res["blocking_hop"]["address"] == blocker
+        assert res["blocking_hop"]["ttl"] == hop
+        if is_target is not None:
+            assert res["blocking_hop"]["is_target"] is is_target
+    else:
+        assert res["blocking_hop"] is None
+    if verdict != "silent":
+        assert res["hops"][0]["address"] == "10.200.1.1"  # first hop: the router
+
+
+def test_trace_runs_unprivileged(lab):
+    res = lab.module("client", "netdiag.reachability.trace",
+                     {"address": "10.200.2.11", "port": 80, "max_hops": 4, "timeout": 1.5}, become_user="netdiag")
+    assert not res.get("failed"), res
+    assert res["verdict"] == "rejected" and res["blocking_hop"]["how"] == "destination-unreachable/admin-prohibited"
+
+
+def test_bad_port_is_a_clear_failure(lab):
+    res = lab.module("client", "netdiag.reachability.trace", {"address": "10.200.2.10", "port": 70000})
+    assert res.get("failed") and "70000" in res["msg"]
