@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: listeners_info
+short_description: List listening sockets, reachability sysctls and listen-overflow counters
+version_added: 0.1.0
+description:
+  - Answers "does the service listen on the port, on which address, and who owns it?" on any
+    Linux host, without C(ss) or C(netstat).
+  - Reads C(/proc/net/tcp), C(tcp6), C(udp) and C(udp6) for every TCP socket in LISTEN and every
+    unconnected bound UDP socket, IPv4 and IPv6, and C(/proc/<pid>/fd) (each process once) for the
+    processes holding each socket.
+  - The TCP accept backlog and each IPv6 socket's C(IPV6_V6ONLY) are not in C(/proc); they come
+    from one C(NETLINK_SOCK_DIAG) dump per protocol and family (what C(ss) uses). When netlink is
+    unavailable they are returned as null and a warning says so.
+  - Also returns the kernel settings that change reachability and the listen-overflow counters.
+  - Without root, sockets are still all listed; processes whose open files cannot be read are
+    named in RV(process_scan.unreadable_pids) and a warning is emitted.
+author:
+  - netdiag.reachability developers (@netdiag)
+options:
+  ports:
+    description:
+      - Only report listeners on these ports.
+      - Each item is a port (V(80)), a range (V(8000-8010)), or either with a protocol
+        (V(53/udp)), which narrows that item to one protocol.
+      - Empty means every port.
+    type: list
+    elements: raw
+    default: []
+  protocols:
+    description:
+      - Only report listeners of these protocols.
+    type: list
+    elements: str
+    choices: [tcp, udp]
+    default: [tcp, udp]
+  include_process:
+    description:
+      - Find the processes holding each socket (pid, name, command line, user).
+      - V(false) skips the scan of C(/proc/<pid>/fd), which is the slowest part on a busy host.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs unchanged in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+notes:
+  - Reads the network namespace the module runs in.
+  - C(changed) is always V(false).
+seealso:
+  - name: ss(8)
+    description: The same socket table, from the command line.
+    link: https://man7.org/linux/man-pages/man8/ss.8.html
+"""
+
+EXAMPLES = r"""
+- name: Is anything listening on 8080/tcp, and on which address?
+  netdiag.reachability.listeners_info:
+    ports: [8080]
+    protocols: [tcp]
+  register: l
+
+- name: Fail when the service only listens on loopback
+  ansible.builtin.assert:
+    that: l.listeners | selectattr('scope', 'ne', 'loopback') | list | length > 0
+    fail_msg: "8080 is bound to {{ l.listeners | map(attribute='address') | join(', ') }} only"
+
+- name: Every listener, without process details (fast)
+  netdiag.reachability.listeners_info:
+    include_process: false
+
+- name: DNS, both protocols, and a port range on TCP
+  netdiag.reachability.listeners_info:
+    ports: [53, 8000-8010/tcp]
+"""
+
+RETURN = r"""
+listeners:
+  description: One entry per listening socket, sorted by protocol, port, family, address.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    protocol:
+      description: V(tcp) or V(udp).
+      returned: always
+      type: str
+      sample: tcp
+    family:
+      description: V(ipv4) or V(ipv6) (the socket's family; an IPv4-mapped bind is V(ipv6)).
+      returned: always
+      type: str
+      sample: ipv4
+    address:
+      description: The bound address; V(0.0.0.0) or V(::) for the wildcard.
+      returned: always
+      type: str
+      sample: 127.0.0.1
+    port:
+      description: The bound port.
+      returned: always
+      type: int
+      sample: 8080
+    scope:
+      description:
+        - V(any) (wildcard), V(loopback) (127.0.0.0/8, ::1, or mapped loopback) or V(specific)
+          (one other address).
+      returned: always
+      type: str
+      sample: loopback
+    bindv6only:
+      description:
+        - For IPv6 sockets, the socket's C(IPV6_V6ONLY) flag. V(true) means an IPv6 wildcard does
+          not accept IPv4. Null for IPv4 sockets, or when netlink was unavailable.
+      returned: always
+      type: bool
+      sample: false
+    accepts_ipv4:
+      description:
+        - Whether IPv4 clients can reach this socket at all (IPv4 sockets, IPv4-mapped binds, and
+          IPv6 wildcards without C(IPV6_V6ONLY)). Null when unknown.
+      returned: always
+      type: bool
+      sample: true
+    inode:
+      description: The socket's inode (as in C(socket:[inode]) links and C(ss -e)).
+      returned: always
+      type: int
+      sample: 73378
+    uid:
+      description: The uid owning the socket (from the socket table; visible without root).
+      returned: always
+      type: int
+      sample: 0
+    user:
+      description: The name of RV(listeners[].uid), or null when it has none.
+      returned: always
+      type: str
+      sample: root
+    accept_queue:
+      description: TCP only, connections waiting in the accept queue now; null for UDP.
+      returned: always
+      type: int
+      sample: 0
+    accept_backlog:
+      description:
+        - TCP only, the accept queue's limit (the C(listen()) backlog capped by
+          C(net.core.somaxconn)); null for UDP or when netlink was unavailable.
+        - The queue is full, and new connections are dropped, when RV(listeners[].accept_queue)
+          exceeds it.
+      returned: always
+      type: int
+      sample: 128
+    pids:
+      description:
+        - Every process holding the socket, sorted. A fork-shared socket lists all its processes;
+          an C(SO_REUSEPORT) group is one entry per socket. Empty when O(include_process=false)
+          or none could be seen.
+      returned: always
+      type: list
+      elements: int
+      sample: [1200, 1201]
+    process:
+      description: Name (comm) of the lowest pid in RV(listeners[].pids), or null.
+      returned: always
+      type: str
+      sample: nginx
+    processes:
+      description: The processes holding the socket.
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: Process id.
+          returned: always
+          type: int
+          sample: 1200
+        name:
+          description: Process name (C(/proc/<pid>/comm)).
+          returned: always
+          type: str
+          sample: nginx
+        cmdline:
+          description: Command line, arguments joined by spaces.
+          returned: always
+          type: str
+          sample: "nginx: master process /usr/sbin/nginx"
+        uid:
+          description: Real uid of the process.
+          returned: always
+          type: int
+          sample: 0
+        user:
+          description: Name of that uid, or null.
+          returned: always
+          type: str
+          sample: root
+    processes_complete:
+      description:
+        - V(true) when every process's open files could be read, so RV(listeners[].processes) is
+          the full list; V(false) when some could not (not root); null when
+          O(include_process=false).
+      returned: always
+      type: bool
+      sample: true
+  sample:
+    - protocol: tcp
+      family: ipv4
+      address: 127.0.0.1
+      port: 8080
+      scope: loopback
+      bindv6only: null
+      accepts_ipv4: true
+      inode: 73378
+      uid: 0
+      user: root
+      accept_queue: 0
+      accept_backlog: 5
+      pids: [812]
+      process: python3
+      processes:
+        - {pid: 812, name: python3, cmdline: "python3 -m http.server -b 127.0.0.1 8080", uid: 0, user: root}
+      processes_complete: true
+sysctls:
+  description:
+    - Kernel settings that change reachability, by sysctl name; missing ones are left out.
+    - C(net.core.somaxconn), C(net.ipv4.tcp_max_syn_backlog), C(net.ipv4.tcp_syncookies),
+      C(net.ipv4.ip_local_port_range) (a list of two ints), C(net.ipv4.icmp_ratelimit),
+      C(net.ipv4.icmp_msgs_per_sec), C(net.ipv4.icmp_msgs_burst), C(net.ipv4.ip_forward),
+      C(net.ipv6.conf.all.forwarding), C(net.ipv6.bindv6only), and
+      C(net.ipv4.conf.<all|default|interface>.rp_filter).
+  returned: always
+  type: dict
+  sample:
+    net.core.somaxconn: 4096
+    net.ipv4.ip_local_port_range: [32768, 60999]
+    net.ipv4.icmp_ratelimit: 1000
+    net.ipv4.conf.all.rp_filter: 0
+    net.ipv4.conf.eth0.rp_filter: 2
+    net.ipv4.ip_forward: 0
+    net.ipv6.bindv6only: 0
+counters:
+  description:
+    - Counters since boot from C(/proc/net/netstat), C(snmp) and C(snmp6), named as C(nstat)
+      names them. C(TcpExtListenOverflows)/C(TcpExtListenDrops) grow when accept queues overflow.
+    - C(TcpExtListenOverflows), C(TcpExtListenDrops), C(TcpExtTCPBacklogDrop),
+      C(TcpExtTCPReqQFullDrop), C(TcpExtTCPReqQFullDoCookies), C(TcpExtSyncookiesSent),
+      C(TcpExtSyncookiesRecv), C(TcpExtSyncookiesFailed), C(TcpAttemptFails),
+      C(TcpPassiveOpens), C(TcpOutRsts), C(TcpInErrs), C(UdpNoPorts), C(UdpInErrors),
+      C(UdpRcvbufErrors), C(IcmpOutDestUnreachs), C(Udp6NoPorts), C(Udp6InErrors),
+      C(Udp6RcvbufErrors), C(Icmp6OutDestUnreachs); those the kernel lacks are left out.
+  returned: always
+  type: dict
+  sample:
+    TcpExtListenOverflows: 1
+    TcpExtListenDrops: 1
+    UdpNoPorts: 12
+process_scan:
+  description: How complete the process scan was.
+  returned: always
+  type: dict
+  contains:
+    enabled:
+      description: Echoes O(include_process).
+      returned: always
+      type: bool
+      sample: true
+    complete:
+      description: V(true) when every process's open files could be read; null when not enabled.
+      returned: always
+      type: bool
+      sample: false
+    unreadable_pids:
+      description: Processes whose C(/proc/<pid>/fd) could not be read (permission denied).
+      returned: always
+      type: list
+      elements: int
+      sample: [1, 412]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.listeners import gather
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            ports=dict(type="list", elements="raw", default=[]),
+            protocols=dict(type="list", elements="str", choices=["tcp", "udp"], default=["tcp", "udp"]),
+            include_process=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = gather(
+            ports=module.params["ports"],
+            protocols=module.params["protocols"],
+            include_process=module.params["include_process"],
+        )
+    except NetdiagError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
