@@ -33,18 +33,19 @@ def lab():
         pytest.fail("the lab tests need root (network namespaces); run them as root, e.g. `make test`")
     keep = os.environ.get("NETDIAG_LAB_KEEP") == "1"
     previous = signal.signal(signal.SIGTERM, _sigterm)
-    built = {"ours": False}
+    pin = "manual" if keep else "pid:%d" % os.getpid()
+    held = {"pin": None}
 
     def teardown():
-        if built["ours"] and not keep:
-            built["ours"] = False
-            netlab.down()
+        # the lab goes down when the last user lets go (another session or `labctl up` may hold it)
+        if held["pin"] and not keep:
+            netlab.release(held["pin"])
+        held["pin"] = None
 
     atexit.register(teardown)
     try:
-        existing = netlab.current_lab()
-        state = netlab.up(TOPOLOGY, wait=900)
-        built["ours"] = existing is None or existing.get("status") != "up"
+        state = netlab.acquire(TOPOLOGY, pin=pin, wait=900)
+        held["pin"] = pin
         yield netlab.Lab(state)
     finally:
         teardown()

@@ -24,9 +24,8 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("demo: the lab needs root (network namespaces)")
-    existing = netlab.current_lab()
-    state = netlab.up(a.topology, wait=60)
-    ours = existing is None or existing.get("status") != "up"
+    pin = "manual" if a.keep else "pid:%d" % os.getpid()
+    state = netlab.acquire(a.topology, pin=pin, wait=60)
     ok = False
     try:
         lab = netlab.Lab(state)
@@ -40,13 +39,12 @@ def main():
         print()
         print("inventory of the lab: %s" % lab.inventory)
     finally:
-        if not ours:
-            print("the lab was already up before the demo: left as it was")
-        elif a.keep:
+        if a.keep:
             print("lab left up (tests/lab/labctl status | exec HOST -- CMD | down)")
-        else:
-            netlab.down()
+        elif netlab.release(pin):
             print("lab torn down")
+        else:
+            print("the lab is still in use by someone else: left up")
     return 0 if ok else 1
 
 

@@ -29,7 +29,7 @@ def main(argv=None):
         ap.error("the lab needs root (network namespaces, veth, sshd)")
     try:
         if a.cmd == "up":
-            state = netlab.up(a.topology, scale=a.scale, wait=a.wait)
+            state = netlab.acquire(a.topology, pin="manual", scale=a.scale, wait=a.wait)
             print(netlab.describe(state))
             print("inventory: %s" % os.path.join(state["state_dir"], "inventory.yml"))
         elif a.cmd == "down":

@@ -239,6 +239,52 @@ def up(topology=None, scale=0, wait=600):
         time.sleep(2)
 
 
+def acquire(topology=None, pin="manual", scale=0, wait=600):
+    """Bring the lab up (or reuse the one that is up) and pin it for ``pin``.
+
+    Pins are ``manual`` (``labctl up``: kept until ``labctl down``) or ``pid:<n>`` (a test
+    session: dropped when that process is gone).  :func:`release` takes the lab down when the
+    last live pin goes.
+    """
+    state = up(topology, scale=scale, wait=wait)
+    with lab_lock():
+        state = current_lab() or state
+        pins = set(state.get("pins", []))
+        pins.add(pin)
+        state["pins"] = sorted(pins)
+        _save_to(state)
+    return state
+
+
+def release(pin):
+    """Drop ``pin``; tear the lab down when no live pin is left. Returns True when it went down."""
+    with lab_lock():
+        state = current_lab()
+        if state is None:
+            return False
+        pins = [p for p in state.get("pins", []) if p != pin and _pin_alive(p)]
+        state["pins"] = pins
+        _save_to(state)
+        if pins:
+            return False
+        _teardown(state["prefix"])
+        return True
+
+
+def _pin_alive(pin):
+    if pin.startswith("pid:"):
+        return os.path.exists("/proc/%s" % pin[4:])
+    return True
+
+
+def _save_to(state):
+    sd = state["state_dir"]
+    tmp = os.path.join(sd, "state.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(state, fh, indent=1)
+    os.replace(tmp, os.path.join(sd, "state.json"))
+
+
 def _save(state):
     tmp = os.path.join(state_dir(), "state.json.tmp")
     with open(tmp, "w") as fh:
@@ -818,8 +864,9 @@ class Lab:
         """Run one module on ``host`` over ssh; return its result dict."""
         env = self.env()
         env.update(self.json_env())
-        argv = [self.ansible_bin("ansible"), host, "-i", self.inventory, "-m", module,
-                "-a", json.dumps(args or {})]
+        argv = [self.ansible_bin("ansible"), host, "-i", self.inventory, "-m", module]
+        if args:  # an empty '{}' would be taken as raw params
+            argv += ["-a", json.dumps(args)]
         if check:
             argv.append("--check")
         if become_user:

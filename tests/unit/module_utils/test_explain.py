@@ -1,0 +1,147 @@
+"""The explainer on saved facts captured from the seeds lab (fixtures/explain/seeds-facts.json;
+see capture.py there): every seed scenario gets the right cause, culprit and fix, with no network."""
+import copy
+import json
+import os
+
+import pytest
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils.explain import explain, CAUSES
+
+FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "explain", "seeds-facts.json")
+
+
+@pytest.fixture(scope="module")
+def facts():
+    with open(FIX) as fh:
+        return json.load(fh)
+
+
+def flow(facts, address, port):
+    for f in facts["flows"]:
+        if f["address"] == address and f["port"] == port:
+            return copy.deepcopy(f)
+    raise KeyError((address, port))
+
+
+def one(facts, address, port, hosts=None, **changes):
+    f = flow(facts, address, port)
+    f.update(changes)
+    return explain([f], facts["hosts"] if hosts is None else hosts)["flows"][0]
+
+
+@pytest.mark.parametrize("address,port,cause,culprit_has,fix_has", [
+    ("10.200.2.10", 80, "ok", None, None),
+    ("10.200.2.11", 8000, "ok", None, None),
+    # seed 002: firewalld closes 80, allows 8000; nftables backend rejects with 3/13
+    ("10.200.2.11", 80, "host_firewall", "admin-prohibited", "firewall-cmd --zone=public --add-port=80/tcp"),
+    # firewalld iptables backend: 3/3 looks like "connection refused", but a listener is there
+    ("10.200.2.12", 80, "host_firewall", "icmp-port-unreachable", "firewall-cmd --permanent --zone=public --add-port=80/tcp"),
+    ("10.200.2.13", 8080, "loopback_only", "127.0.0.1:8080", None),
+    ("10.200.2.14", 53, "no_listener", "nothing listens on port 53/udp", None),
+    ("10.200.2.14", 5353, "ok", None, None),
+    ("10.200.2.15", 80, "host_firewall", "icmp-host-prohibited", "iptables -t filter -I INPUT 1 -p tcp --dport 80 -j ACCEPT"),
+    ("10.200.2.16", 3306, "host_firewall", "--dport 3306 -j DROP", "iptables-legacy -t filter -I INPUT 1"),
+    ("10.200.2.17", 80, "host_firewall", "ufw default incoming policy: deny", "ufw allow from 10.200.1.10 to any port 80 proto tcp"),
+    ("10.200.2.18", 80, "host_firewall", "tcp dport 80 drop", "nft insert rule inet filter input position"),
+    # seed 003: the middle hop drops one port and rejects another
+    ("10.200.2.10", 8081, "path_block", "tcp dport 8081 drop", "nft insert rule inet lab forward"),
+    ("10.200.2.10", 8082, "path_block", "10.200.1.1 rejects with ICMP 3/13", "nft insert rule inet lab forward"),
+    ("10.200.1.1", 8080, "ok", None, None),
+    ("10.200.1.1", 8088, "nat", "dnat to 10.200.2.10:81", "healthy listens on"),
+    ("10.200.2.10", 9999, "no_listener", "nothing listens on port 9999/tcp", None),
+])
+def test_every_seed_scenario(facts, address, port, cause, culprit_has, fix_has):
+    f = one(facts, address, port)
+    assert f["cause"] == cause, (f["cause"], f["culprit"])
+    assert f["cause"] in CAUSES
+    if culprit_has:
+        assert culprit_has in json.dumps(f["culprit"])
+    else:
+        assert f["culprit"] is None
+    if fix_has:
+        assert fix_has in json.dumps(f["fix"])
+    assert f["conflicts"] == []
+    assert f["matches_expect"] is (cause == "ok")
+
+
+def test_icmp_3_3_from_a_host_with_a_listener_is_the_firewall_not_no_listener(facts):
+    f = one(facts, "10.200.2.12", 80)
+    assert f["reason"] == "port-unreach"            # the wire alone says "connection refused"
+    assert f["evidence"]["listener"]["accepted"] is True
+    assert f["cause"] == "host_firewall"
+    assert f["culprit"]["chain"] == "IN_public" and f["culprit"]["zone"] == "public"
+    assert f["fix"]["open_ports"] == {"host": "fwd-ipt", "backend": "firewalld", "zone": "public", "ports": ["80/tcp"]}
+
+
+def test_a_reject_sent_by_the_router_is_path_block_not_host_firewall(facts):
+    f = one(facts, "10.200.2.10", 8082)
+    assert f["evidence"]["observed"]["sender"] == "10.200.1.1"
+    assert f["cause"] == "path_block"
+    assert f["culprit"]["host"] == "router" and f["culprit"]["ttl"] == 1
+    assert f["culprit"]["rule"]["handle"] is not None
+    assert f["fix"]["commands"][0]["host"] == "router"
+
+
+def test_wire_and_rules_disagree_is_said_not_hidden(facts):
+    # the nft-drop host's rules drop 80/tcp; pretend the wire saw it open (e.g. the rules changed
+    # between gathering and probing): the finding follows the wire and says so
+    open_probe = flow(facts, "10.200.2.10", 80)["probe"]
+    open_probe = dict(open_probe, address="10.200.2.18")
+    f = one(facts, "10.200.2.18", 80, probe=open_probe, trace=None)
+    assert f["cause"] == "ok"
+    assert f["conflicts"] and "predict silence" in f["conflicts"][0] and "shows open" in f["conflicts"][0]
+
+
+def test_without_firewall_facts_the_rule_cannot_be_named_and_it_says_so(facts):
+    hosts = copy.deepcopy(facts["hosts"])
+    del hosts["fwd-nft"]["firewall"]
+    f = one(facts, "10.200.2.11", 80, hosts=hosts)
+    assert f["cause"] == "host_firewall"                  # TCP + ICMP from the target is a firewall
+    assert f["fix"]["manual"] is True
+    assert any("no firewall facts" in c for c in f["conflicts"])
+
+
+def test_silence_with_rules_that_accept_points_at_the_path(facts):
+    # router facts unknown: the trace says packets die after hop 1, the destination's own rules accept
+    hosts = {k: v for k, v in facts["hosts"].items() if k != "router"}
+    f = one(facts, "10.200.2.10", 8081, hosts=hosts)
+    assert f["cause"] == "path_block"
+    assert f["culprit"]["address"] == "10.200.1.1"
+
+
+def test_unmanaged_destination_is_unknown_with_the_reason(facts):
+    f = one(facts, "10.200.2.18", 80, hosts={})
+    assert f["cause"] == "unknown" and "not a managed host" in f["culprit"]["text"]
+
+
+def test_rate_limited_silence_is_flagged(facts):
+    p = dict(flow(facts, "10.200.2.18", 80)["probe"], rate_limited=True)
+    f = one(facts, "10.200.2.18", 80, probe=p)
+    assert any("rate-limited" in c for c in f["conflicts"])
+
+
+def test_expect_closed_flips_the_audit(facts):
+    f = one(facts, "10.200.2.10", 80, expect="closed")
+    assert f["cause"] == "ok" and f["matches_expect"] is False
+    f = one(facts, "10.200.2.18", 80, expect="closed")
+    assert f["matches_expect"] is True
+
+
+def test_report_summary_counts(facts):
+    rep = explain(copy.deepcopy(facts["flows"]), facts["hosts"])
+    assert rep["schema"] == "netdiag.reachability/report" and rep["version"] == 1
+    s = rep["summary"]
+    assert s["flows"] == len(facts["flows"]) == s["ok"] + s["failed"]
+    assert s["by_cause"]["host_firewall"] == 6 and s["by_cause"]["path_block"] == 2
+
+
+@pytest.mark.parametrize("flows,needle", [
+    ("nope", "must be a list"),
+    ([{"address": "10.0.0.1", "port": 80}], "'protocol'"),
+    ([{"address": "not-an-ip", "port": 80, "protocol": "tcp", "probe": {}}], "not-an-ip"),
+])
+def test_bad_input(flows, needle):
+    with pytest.raises(InputError, match=needle):
+        explain(flows, {})
