@@ -2,8 +2,9 @@
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The README's first command (`make demo`): build the seed lab, show its hosts and what
-each one runs, reach every host with Ansible over ssh, run what the collection can do
-today against the seed scenarios, and take the lab down (``--keep`` leaves it up).
+each one runs, run the netdiag.reachability.diagnose playbook over the seed scenarios
+(tests/lab/flows/seeds.yml), print the summary and the path of the HTML report, and take
+the lab down (``--keep`` leaves it up to explore).
 """
 import argparse
 import json
@@ -21,6 +22,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", action="store_true", help="leave the lab up to explore (tests/lab/labctl down removes it)")
     ap.add_argument("--topology", default=netlab.DEFAULT_TOPOLOGY)
+    ap.add_argument("--flows", default=os.path.join(HERE, "flows", "seeds.yml"))
+    ap.add_argument("--report-dir", default=os.path.join(ROOT, "artifacts", "demo-report"))
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("demo: the lab needs root (network namespaces)")
@@ -31,13 +34,21 @@ def main():
         lab = netlab.Lab(state)
         print(netlab.describe(state))
         print()
-        playbook = os.path.join(ROOT, "playbooks", "demo.yml")
-        env = lab.env()
-        proc = subprocess.run([lab.ansible_bin("ansible-playbook"), "-i", lab.inventory, playbook],
-                              env=env, check=False)
+        print("running: ansible-playbook -i %s netdiag.reachability.diagnose -e @%s" % (lab.inventory, a.flows))
+        proc = subprocess.run([lab.ansible_bin("ansible-playbook"), "-i", lab.inventory, "netdiag.reachability.diagnose",
+                               "-e", "@" + a.flows, "-e", json.dumps({"reachability_report_dir": a.report_dir})],
+                              env=lab.env(), check=False, capture_output=True, text=True)
         ok = proc.returncode == 0
-        print()
-        print("inventory of the lab: %s" % lab.inventory)
+        if not ok:
+            print(proc.stdout[-4000:] + proc.stderr[-2000:])
+        else:
+            with open(os.path.join(a.report_dir, "report.json")) as fh:
+                report = json.load(fh)
+            print()
+            for line in _summary(report):
+                print(line)
+            print()
+            print("reports: %s/report.html (and report.md, report.json)" % a.report_dir)
     finally:
         if a.keep:
             print("lab left up (tests/lab/labctl status | exec HOST -- CMD | down)")
@@ -46,6 +57,12 @@ def main():
         else:
             print("the lab is still in use by someone else: left up")
     return 0 if ok else 1
+
+
+def _summary(report):
+    sys.path.insert(0, os.path.join(ROOT, ".collections"))
+    from ansible_collections.netdiag.reachability.plugins.module_utils.report import summary_lines
+    return summary_lines(report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn the user's ``reachability_flows`` into a plan (which hosts to gather, what each source
+probes), and gathered Ansible variables into the explainer's host facts.  Pure Python: the
+filter plugins call it with plain dicts taken from the inventory and hostvars.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils.ports import parse_port_spec
+
+EXPECT = ("open", "closed")
+DEFAULT_MAX_FLOWS = 5000
+
+
+def _as_list(value, what):
+    if value is None:
+        raise InputError("flow %s is missing" % what)
+    if isinstance(value, (str, int)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise InputError("flow %s must be a name or a list, got %r" % (what, value))
+
+
+def _is_address(text):
+    try:
+        ipaddress.ip_address(str(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _resolve_hosts(names, groups, what, allow_addresses=False):
+    """Inventory host or group names (and, for destinations, plain addresses) -> [(host, address)]."""
+    out = []
+    for name in names:
+        name = str(name)
+        if name in groups.get("all", []):
+            out.append((name, None))
+        elif name in groups:
+            members = groups[name]
+            if not members:
+                raise InputError("flow %s %r is an empty group" % (what, name))
+            out.extend((m, None) for m in members)
+        elif allow_addresses and _is_address(name):
+            out.append((None, name))
+        else:
+            raise InputError("flow %s %r is not an inventory host or group%s" % (
+                what, name, " nor an IP address" if allow_addresses else ""))
+    return out
+
+
+def host_address(hostvars, host):
+    hv = hostvars.get(host) or {}
+    return str(hv.get("ansible_host") or host)
+
+
+def make_plan(flows, groups, hostvars, max_flows=DEFAULT_MAX_FLOWS):
+    """Expand flows; returns ``{flows, probes: {source: [target...]}, gather: [hosts], sources: [hosts]}``.
+
+    ``groups`` is Ansible's ``groups`` (must include ``all``); ``hostvars`` maps host -> vars
+    (only ``ansible_host`` is read).  A flow is ``{from, to, ports, expect}``.
+    """
+    if not isinstance(flows, list) or not flows:
+        raise InputError("reachability_flows must be a non-empty list of {from, to, ports, expect}")
+    out_flows, seen = [], set()
+    for i, flow in enumerate(flows):
+        if not isinstance(flow, dict):
+            raise InputError("reachability_flows[%d] must be a dict, got %r" % (i, flow))
+        unknown = set(flow) - {"from", "to", "ports", "expect", "name"}
+        if unknown:
+            raise InputError("reachability_flows[%d] has unknown keys: %s" % (i, ", ".join(sorted(unknown))))
+        expect = flow.get("expect", "open")
+        if expect not in EXPECT:
+            raise InputError("reachability_flows[%d] expect %r: must be open or closed" % (i, expect))
+        sources = _resolve_hosts(_as_list(flow.get("from"), "'from'"), groups, "'from'")
+        dests = _resolve_hosts(_as_list(flow.get("to"), "'to'"), groups, "'to'", allow_addresses=True)
+        specs = [parse_port_spec(p, default_protocol="tcp", protocols=("tcp", "udp", "icmp")) if str(p) != "icmp"
+                 else {"first": 0, "last": 0, "protocol": "icmp"}
+                 for p in _as_list(flow.get("ports"), "'ports'")]
+        for src, dummy in sources:
+            for dest, addr in dests:
+                address = addr or host_address(hostvars, dest)
+                if dest is None:
+                    dest = _host_by_address(hostvars, groups, address)
+                if dest == src:
+                    continue
+                for spec in specs:
+                    for port in range(spec["first"], spec["last"] + 1):
+                        key = (src, address, port, spec["protocol"])
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        out_flows.append({"name": flow.get("name"), "source": src, "destination": dest,
+                                          "address": address, "port": port, "protocol": spec["protocol"],
+                                          "expect": expect})
+                        if len(out_flows) > max_flows:
+                            raise InputError("reachability_flows expand to more than %d flows" % max_flows)
+    probes = {}
+    for f in out_flows:
+        targets = probes.setdefault(f["source"], {})
+        t = targets.setdefault((f["address"], f["protocol"]), {"host": f["address"], "protocol": f["protocol"], "ports": []})
+        if f["protocol"] != "icmp":
+            t["ports"].append(f["port"])
+    gather = []
+    for f in out_flows:
+        for h in (f["source"], f["destination"]):
+            if h and h not in gather:
+                gather.append(h)
+    for g in ("routers",):  # routers in the inventory may sit on the path: their forward rules matter
+        for h in groups.get(g, []):
+            if h not in gather:
+                gather.append(h)
+    return {"flows": out_flows,
+            "probes": {s: [dict(t, ports=_compact(t["ports"])) if t["ports"] else {"host": t["host"], "protocol": "icmp"}
+                           for t in ts.values()] for s, ts in probes.items()},
+            "gather": gather, "sources": sorted(probes)}
+
+
+def _compact(ports):
+    return sorted(set(ports))
+
+
+def _host_by_address(hostvars, groups, address):
+    for h in groups.get("all", []):
+        if host_address(hostvars, h) == address:
+            return h
+    return None
+
+
+def host_facts(hv):
+    """The explainer's facts for one host from its Ansible variables (what the gather stage registered)."""
+    facts = {}
+    lst = hv.get("reachability_listeners") or {}
+    if lst and not lst.get("failed") and not lst.get("skipped"):
+        facts["listeners"] = lst.get("listeners")
+        facts["sysctls"] = lst.get("sysctls")
+    fw = hv.get("reachability_firewall") or {}
+    if fw and not fw.get("failed") and not fw.get("skipped"):
+        facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "warnings")}
+    af = hv.get("ansible_facts") or {}
+    ifaces = []
+    default_if = (af.get("default_ipv4") or {}).get("interface")
+    for name in af.get("interfaces") or []:
+        data = af.get(name.replace("-", "_")) or {}
+        v4 = data.get("ipv4") or {}
+        if v4.get("address") and name != "lo":
+            ifaces.append({"name": name, "address": v4["address"], "prefix": int(v4.get("prefix") or 32),
+                           "default": name == default_if})
+    if ifaces:
+        facts["interfaces"] = ifaces
+    addrs = list(af.get("all_ipv4_addresses") or [])
+    if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
+        addrs.append(str(hv["ansible_host"]))
+    facts["addresses"] = addrs
+    cloud = hv.get("reachability_cloud")
+    if cloud:
+        facts["cloud"] = cloud
+    return facts
+
+
+def source_address(facts, destination):
+    """The address a source uses towards ``destination``: the interface on its subnet, else the default."""
+    try:
+        dst = ipaddress.ip_address(destination)
+    except ValueError:
+        dst = None
+    default = None
+    for iface in facts.get("interfaces") or []:
+        if iface.get("default"):
+            default = iface["address"]
+        if dst is not None:
+            net = ipaddress.ip_network("%s/%s" % (iface["address"], iface["prefix"]), strict=False)
+            if dst in net:
+                return iface["address"]
+    return default or (facts.get("addresses") or [None])[0]
+
+
+def assemble(plan, hostvars):
+    """Plan + gathered hostvars -> (flows with probe/trace evidence, hosts facts) for explain()."""
+    hosts = {h: host_facts(hostvars.get(h) or {}) for h in plan["gather"]}
+    results = {}
+    traces = {}
+    for src in plan["sources"]:
+        hv = hostvars.get(src) or {}
+        pr = hv.get("reachability_probe") or {}
+        for r in pr.get("results") or []:
+            results[(src, r.get("address"), r.get("port") if r.get("protocol") != "icmp" else 0, r.get("protocol"))] = r
+        for t in (hv.get("reachability_traces") or {}).get("results") or []:
+            item = t.get("item") or {}
+            if t.get("verdict"):
+                traces[(src, item.get("address"), int(item.get("port") or 0), item.get("protocol"))] = t
+    flows = []
+    for f in plan["flows"]:
+        key = (f["source"], f["address"], f["port"], f["protocol"])
+        probe = results.get(key)
+        src_facts = hosts.get(f["source"]) or {}
+        flows.append(dict(f, probe=probe or {"state": None, "reason": "not-probed"},
+                          trace=traces.get(key), source_address=source_address(src_facts, f["address"])
+                          or host_address(hostvars, f["source"])))
+    return flows, hosts
+
+
+def trace_targets(plan, probe_result, limit=30):
+    """The flows of one source worth a trace: not open, one per (address, port, protocol)."""
+    out, seen = [], set()
+    for r in (probe_result or {}).get("results") or []:
+        if r.get("state") == "open":
+            continue
+        key = (r.get("address"), r.get("port"), r.get("protocol"))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"address": r.get("address"), "port": r.get("port") if r.get("protocol") != "icmp" else None,
+                    "protocol": r.get("protocol")})
+        if len(out) >= limit:
+            break
+    return out
