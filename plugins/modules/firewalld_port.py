@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: firewalld_port
+short_description: Open or close ports and services in a firewalld zone, runtime and permanent, with a dry-run diff
+version_added: "0.1.0"
+description:
+  - Opens (O(state=present)) or closes (O(state=absent)) ports, port ranges and services in a firewalld
+    zone. Protocols V(tcp), V(udp), V(sctp) and V(dccp).
+  - By default changes both the runtime and the permanent configuration and keeps them in step; each
+    side is compared with what is asked and only what differs is changed, so the port is open now and
+    after a reload or reboot. O(runtime) and O(permanent) restrict the change to one side.
+  - Without O(zone), the zone is the one that actually handles the traffic, as firewalld chooses it,
+    the zone a O(source) address is bound to, else the zone of the O(interface), else the default zone.
+    RV(zone) and RV(zone_reason) say which zone and why.
+  - Port ranges follow firewalld's semantics. A port already covered by an open range is not added
+    again; opening a range merges it with the ranges it overlaps; closing part of a range splits it.
+  - Check mode computes exactly what would change and returns it in RV(changes) and RV(diff) (the
+    zone's runtime and permanent settings before and after); nothing is changed.
+  - Works through the firewalld D-Bus API. When firewalld is not running, the permanent configuration
+    is edited offline (the zone's XML file under C(/etc/firewalld/zones), written atomically with a
+    C(.old) backup) and the result says so in RV(offline) and RV(notes).
+  - All input is checked first (ports, protocols, zone and service names); an invalid value fails
+    the task with a message naming it, and nothing is changed.
+author:
+  - netdiag.reachability developers (@netdiag)
+requirements:
+  - firewalld's Python bindings on the target (Debian/Ubuntu C(python3-firewall); Fedora/RHEL
+    C(python3-firewall)), used by C(/usr/bin/python3).
+options:
+  ports:
+    description:
+      - Ports to open or close, as V(PORT), V(PORT/PROTOCOL), V(FIRST-LAST) or V(FIRST-LAST/PROTOCOL),
+        e.g. V(8080/tcp), V(9000-9010/udp). A spec without a protocol uses O(protocol).
+      - Ports are 1 to 65535.
+    type: list
+    elements: raw
+    default: []
+  services:
+    description:
+      - firewalld services to add to or remove from the zone, e.g. V(https). They must be defined
+        (C(firewall-cmd --get-services)); an undefined service can only be removed from a zone that
+        still lists it.
+    type: list
+    elements: str
+    default: []
+  protocol:
+    description: Protocol of the O(ports) given without one.
+    type: str
+    choices: [tcp, udp, sctp, dccp]
+    default: tcp
+  state:
+    description: V(present) opens, V(absent) closes.
+    type: str
+    choices: [present, absent]
+    default: present
+  zone:
+    description:
+      - The zone to change. Without it the zone is found from O(source) and O(interface), as firewalld
+        picks it for incoming traffic, falling back to the default zone.
+    type: str
+  interface:
+    description: The interface the traffic comes in on; its zone is used when O(source) is not bound to one.
+    type: str
+  source:
+    description:
+      - The address or network the traffic comes from. When it falls within a source bound to a zone
+        (the most specific binding wins), that zone is used.
+    type: str
+  runtime:
+    description: Change the runtime configuration (takes effect at once, lost at a reload).
+    type: bool
+    default: true
+  permanent:
+    description:
+      - Change the permanent configuration (survives a reload). With O(runtime=false) this alone does
+        not open anything until firewalld is reloaded; the module does not reload.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds after which firewalld closes again what this run opened in the runtime configuration.
+        V(0) means never. Needs O(permanent=false) and O(state=present).
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+    description: Computes the exact changes and the resulting settings without changing anything.
+  diff_mode:
+    support: full
+    description: Returns the zone's runtime and permanent settings before and after.
+notes:
+  - Only ports and services are changed; everything else in the zone (rich rules, sources, interfaces,
+    forward ports, target) is shown in the diff for context and left as it is.
+  - When the offline configuration is edited while firewalld runs elsewhere with another configuration
+    directory, the module cannot know; it edits C(/etc/firewalld).
+seealso:
+  - module: ansible.posix.firewalld
+    description: The general firewalld module (no diff; in check mode it only says changed).
+"""
+
+EXAMPLES = r"""
+- name: Open 9000/tcp where traffic from the web tier lands (zone chosen like firewalld does)
+  netdiag.reachability.firewalld_port:
+    ports: ["9000/tcp"]
+    source: 10.0.1.0/24
+    interface: eth0
+
+- name: See what would change first
+  netdiag.reachability.firewalld_port:
+    zone: public
+    ports: ["8000-8010/tcp", "53/udp"]
+    services: [https]
+  check_mode: true
+  diff: true
+  register: plan
+
+- name: Close a port in the permanent configuration only
+  netdiag.reachability.firewalld_port:
+    zone: internal
+    ports: [3306]
+    state: absent
+    runtime: false
+
+- name: Open a port for ten minutes (runtime only, firewalld closes it again)
+  netdiag.reachability.firewalld_port:
+    ports: ["5201/tcp"]
+    permanent: false
+    timeout: 600
+"""
+
+RETURN = r"""
+zone:
+  description: The zone that was (or would be) changed.
+  returned: always
+  type: str
+  sample: public
+zone_from:
+  description: How the zone was chosen, V(given), V(source), V(interface) or V(default).
+  returned: always
+  type: str
+  sample: default
+zone_reason:
+  description: Why this zone, in words.
+  returned: always
+  type: str
+  sample: "interface eth0 is bound to no zone: the default zone public handles it"
+offline:
+  description: True when firewalld was not running and the permanent configuration was edited on disk.
+  returned: always
+  type: bool
+  sample: false
+config_file:
+  description: The zone file that an offline edit writes (or would write); null when firewalld runs.
+  returned: always
+  type: str
+  sample: /etc/firewalld/zones/public.xml
+configs:
+  description: The configurations compared and changed, V(runtime) and/or V(permanent).
+  returned: always
+  type: list
+  elements: str
+  sample: [runtime, permanent]
+changes:
+  description:
+    - What was (in check mode, would be) done, one firewalld call per entry, in order; empty when
+      nothing needed to change.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"config": "runtime", "action": "add_port", "port": "9000", "protocol": "tcp"},
+           {"config": "permanent", "action": "add_service", "service": "https"}]
+  contains:
+    config:
+      description: V(runtime) or V(permanent).
+      type: str
+      returned: always
+      sample: runtime
+    action:
+      description: V(add_port), V(remove_port), V(add_service) or V(remove_service).
+      type: str
+      returned: always
+      sample: add_port
+    port:
+      description: Port or range, as firewalld writes it.
+      type: str
+      returned: for port actions
+      sample: "9000-9010"
+    protocol:
+      description: Protocol of the port.
+      type: str
+      returned: for port actions
+      sample: tcp
+    service:
+      description: Service name.
+      type: str
+      returned: for service actions
+      sample: https
+notes:
+  description: What the user should know (offline edit, runtime left unchanged, unexpected state).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+settings:
+  description:
+    - The zone's settings before and after (in check mode, the predicted after), per configuration
+      (V(runtime), V(permanent)); keys C(target), C(services), C(ports), C(protocols), C(source_ports),
+      C(forward_ports), C(masquerade), C(forward), C(icmp_blocks), C(icmp_block_inversion),
+      C(rich_rules), C(interfaces), C(sources). Ports are sorted C(PORT[-PORT]/PROTOCOL) strings.
+  returned: always
+  type: dict
+  sample: {"before": {"runtime": {"services": ["dhcpv6-client", "ssh"], "ports": ["8000/tcp"]}},
+           "after": {"runtime": {"services": ["dhcpv6-client", "ssh"], "ports": ["8000/tcp", "9000/tcp"]}}}
+diff:
+  description:
+    - The same settings as RV(settings) as text for C(--diff), one line per item, each naming the
+      configuration and the zone, so every changed line says where it changes.
+  returned: always
+  type: dict
+  sample: {"before": "runtime zone public: target default\nruntime zone public: port 8000/tcp\n",
+           "after": "runtime zone public: target default\nruntime zone public: port 8000/tcp\n
+                     runtime zone public: port 9000/tcp\n",
+           "before_header": "zone public (runtime), before", "after_header": "zone public (runtime), after"}
+msg:
+  description: One line saying what changed or would change.
+  returned: always
+  type: str
+  sample: "changed zone public (runtime: add port 9000/tcp; permanent: add port 9000/tcp)"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+    InputError, MissingDependency, NetdiagError)
+from ansible_collections.netdiag.reachability.plugins.module_utils.firewalld import (
+    connect, ensure, normalize_request)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            ports=dict(type="list", elements="raw", default=[]),
+            services=dict(type="list", elements="str", default=[]),
+            protocol=dict(type="str", choices=["tcp", "udp", "sctp", "dccp"], default="tcp"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            zone=dict(type="str"),
+            interface=dict(type="str"),
+            source=dict(type="str"),
+            runtime=dict(type="bool", default=True),
+            permanent=dict(type="bool", default=True),
+            timeout=dict(type="int", default=0),
+        ),
+        mutually_exclusive=[("zone", "interface"), ("zone", "source")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        request = normalize_request(
+            ports=p["ports"], services=p["services"], protocol=p["protocol"], state=p["state"],
+            runtime=p["runtime"], permanent=p["permanent"], timeout=p["timeout"], zone=p["zone"],
+            interface=p["interface"], source=p["source"])
+        backend, offline_reason = connect()
+        result = ensure(backend, request, check_mode=module.check_mode, offline_reason=offline_reason)
+    except MissingDependency as exc:
+        module.fail_json(msg=str(exc), package=exc.package, changed=False)
+    except InputError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except NetdiagError as exc:
+        done = getattr(exc, "changes", [])
+        module.fail_json(msg=str(exc), error=type(exc).__name__, changed=bool(done), changes=done)
+    for note in result["notes"]:
+        module.warn(note)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
