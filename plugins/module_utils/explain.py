@@ -451,6 +451,9 @@ def _path_block_by_reject(finding, index, flow, obs, trace, path):
         if p["host"] == hop_name and p["verdict"].get("verdict") == "reject":
             rule = _culprit_rule(hop_name, p["verdict"], index.facts(hop_name).get("firewall") or {})
             culprit["rule"] = rule
+            culprit["text"] += ": %s %s %s %s handle %s: %s" % (
+                rule.get("backend"), rule.get("family"), rule.get("table"), rule.get("chain"),
+                rule.get("handle") if rule.get("handle") is not None else rule.get("line"), rule.get("text"))
             finding["fix"] = _firewall_fix(index, hop_name, rule, flow, "forward")
     finding["culprit"] = culprit
     if finding["fix"] is None:
@@ -566,7 +569,10 @@ def _silence(finding, index, flow, obs, dest, dest_verdict, lmatch, src_verdict,
                     hop_addr = h.get("address")
                     break
             finding["culprit"] = {"kind": "hop", "host": p["host"], "address": hop_addr, "ttl": p.get("ttl"),
-                                  "rule": rule, "text": "%s drops it: %s" % (p["host"], (rule or {}).get("text"))}
+                                  "rule": rule, "text": "%s drops it: %s %s %s %s handle %s: %s" % (
+                                      p["host"], rule.get("backend"), rule.get("family"), rule.get("table"), rule.get("chain"),
+                                      rule.get("handle") if rule.get("handle") is not None else rule.get("line"),
+                                      rule.get("text"))}
             finding["fix"] = _firewall_fix(index, p["host"], rule, flow, "forward")
             return
     if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
