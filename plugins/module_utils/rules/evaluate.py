@@ -13,6 +13,7 @@
      "trace": [ORIGIN, ...],       # every rule that matched on the way, in order
      "nat": None | {"dst", "dport", "rule"},
      "hooks": [hook, ...],         # the hooks walked
+     "accepts": [{"chain", "rule": ORIGIN or None, "policy": bool}, ...],  # each base chain that accepted
      "reason": str}
 
 Semantics (see docs/rule-model.md): base chains of every table whose family applies are
@@ -176,6 +177,8 @@ def _addr_type(pkt, which, path_hook):
         return given
     value = pkt.get(which[:3])
     if value is None:
+        if which == "dst" and pkt.get("_path") == "input" and path_hook in ("prerouting", "input"):
+            return "LOCAL"  # a packet for this host, address not given
         return None
     if pkt["family"] == "ipv4":
         if value == 0xFFFFFFFF:
@@ -672,7 +675,7 @@ class Evaluator:
         if port is not None:
             text = str(port)
             try:
-                port = int(text.split("-")[0])
+                port = int(text.split("-", maxsplit=1)[0])
             except ValueError:
                 raise _Indeterminate("cannot model dnat to port %r" % (verdict.get("port"),), rule.origin)
             pkt["dport"] = port
@@ -697,7 +700,7 @@ class Evaluator:
     def evaluate_normalised(self, pkt, path="input", local_addresses=None):
         pkt = dict(pkt)
         pkt["_path"] = path
-        ctx = {"trace": [], "nat": None, "hook": None}
+        ctx = {"trace": [], "nat": None, "hook": None, "accepts": []}
         hooks = list(PATHS[path])
         walked = []
         notes = []
@@ -719,6 +722,8 @@ class Evaluator:
                     return self._result("indeterminate", None, exc.origin, False, chain, ctx, walked,
                                         exc.reason, notes)
                 if res is _RETURN:
+                    if chain.meta["policy"] != "drop":
+                        ctx["accepts"].append({"chain": _chain_ref(chain), "rule": None, "policy": True})
                     if chain.meta["policy"] == "drop":
                         return self._result("drop", None, None, True, chain, ctx, walked,
                                             "policy drop of %s chain %s %s %s" % (
@@ -727,6 +732,7 @@ class Evaluator:
                     continue
                 kind, origin, rej = res
                 if kind == "accept":
+                    ctx["accepts"].append({"chain": _chain_ref(chain), "rule": origin, "policy": False})
                     continue
                 if kind == "drop":
                     return self._result("drop", None, origin, False, chain, ctx, walked,
@@ -769,11 +775,14 @@ class Evaluator:
 
     def _result(self, verdict, reply, origin, policy, chain, ctx, walked, reason, notes):
         return {"verdict": verdict, "reply": reply, "rule": origin, "policy": policy,
-                "chain": None if chain is None else {k: chain.meta[k] for k in
-                                                     ("backend", "family", "table", "chain", "hook", "priority")},
-                "trace": list(ctx["trace"]), "nat": ctx["nat"], "hooks": walked,
+                "chain": None if chain is None else _chain_ref(chain),
+                "trace": list(ctx["trace"]), "nat": ctx["nat"], "hooks": walked, "accepts": list(ctx["accepts"]),
                 "reason": reason if not notes else "%s (%s)" % (reason, "; ".join(notes)),
                 "warnings": list(self.warnings)}
+
+
+def _chain_ref(chain):
+    return {k: chain.meta[k] for k in ("backend", "family", "table", "chain", "hook", "priority")}
 
 
 def _where(origin):

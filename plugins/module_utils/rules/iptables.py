@@ -156,7 +156,7 @@ def convert_rule(argv, family):
         elif tok in ("--icmp-type", "--icmpv6-type"):
             value = take()
             if "/" in value:
-                t, _, c = value.partition("/")
+                t, dummy, c = value.partition("/")
                 add("icmp_type", [int(t) if t.isdigit() else t], {"proto": [proto or "icmp"]})
                 add("icmp_code", [int(c)], {"proto": [proto or "icmp"]})
             else:
@@ -247,7 +247,7 @@ def convert_rule(argv, family):
 
 def _split_hostport(dest):
     if dest.startswith("["):
-        addr, _, rest = dest[1:].partition("]")
+        addr, dummy, rest = dest[1:].partition("]")
         return addr, rest.lstrip(":") or None
     if dest.count(":") == 1:
         addr, port = dest.split(":")
@@ -367,7 +367,7 @@ COMMANDS = (
 
 def _default_run(argv):
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
         return None
     return proc.returncode, proc.stdout, proc.stderr

@@ -533,8 +533,8 @@ def _run_nft_binding():
 
 def _run_nft_command(nft_path="nft"):
     try:
-        js = subprocess.run([nft_path, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=60)
-        txt = subprocess.run([nft_path, "-a", "list", "ruleset"], capture_output=True, text=True, timeout=60)
+        js = subprocess.run([nft_path, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=60, check=False)
+        txt = subprocess.run([nft_path, "-a", "list", "ruleset"], capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
         raise MissingDependency("nft", package="nftables")
     if js.returncode != 0:

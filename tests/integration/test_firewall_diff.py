@@ -1,0 +1,287 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Differential test: the evaluator's verdicts (firewall_info on the host) against the wire
+(probe from ``client``, raw engine) and, for nftables hosts, against ``nft monitor trace``.
+
+Expected wire result per verdict:
+  accept + listener      -> TCP syn-ack; UDP reply or silence (open|filtered)
+  accept + no listener   -> TCP RST; UDP ICMP 3/3 from the target (or silence the probe marks rate_limited)
+  drop                   -> no reply
+  reject (rst)           -> RST
+  reject (icmp T/C)      -> ICMP T/C from the host that rejects (or silence the probe marks rate_limited:
+                            the target's ICMP rate limit; counted as agreement with the kind unverified)
+Run: .venv/bin/python -m pytest tests/integration/test_firewall_diff.py -q -s   (prints the figures)
+"""
+import re
+import time
+
+import pytest
+
+CLIENT = "10.200.1.10"
+FIREWALL_HOSTS = ("fwd-nft", "fwd-ipt", "ufw", "ipt-reject", "ipt-legacy", "nft-drop")
+NFT_TRACE_HOSTS = ("fwd-nft", "nft-drop")  # rulesets of the nftables backend (handles)
+BASE_TCP = [22, 80, 81, 443, 3306, 5353, 8000, 8080, 8081, 8082, 8088, 139, 445, 137]
+BASE_UDP = [53, 67, 137, 138, 546, 5353, 8000]
+
+
+def _ports(base, count, seed):
+    ports = list(base)
+    p = 1000 + seed
+    while len(ports) < count:
+        p += 97
+        ports.append(p % 60000 + 1)
+    return sorted(set(ports))
+
+
+def _listeners(lab, host):
+    out = lab.exec(host, ["ss", "-Hlntu"]).stdout
+    got = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        proto = parts[0]
+        addr, _sep, port = parts[4].rpartition(":")
+        got.add((proto, addr.strip("[]"), int(port)))
+    return got
+
+
+def _listening(listeners, proto, addr, port):
+    return any(p == proto and n == port and a in ("0.0.0.0", "*", "::", addr) for p, a, n in listeners)
+
+
+def _wire_kind(res):
+    reply = res.get("reply") or {}
+    kind = reply.get("kind")
+    if kind == "icmp":
+        return "icmp %s/%s" % (reply.get("icmp_type"), reply.get("icmp_code"))
+    if kind:
+        return kind
+    return "none-rl" if res.get("rate_limited") else "none"
+
+
+def _expected(verdict, listening, proto):
+    v = verdict["verdict"]
+    if v == "accept":
+        if proto == "tcp":
+            return {"syn-ack"} if listening else {"rst"}
+        return {"udp", "none", "none-rl"} if listening else {"icmp 3/3", "none-rl"}
+    if v == "drop":
+        return {"none", "none-rl"}
+    if v == "reject":
+        reply = verdict["reply"] or {}
+        if reply.get("kind") == "rst":
+            return {"rst"}
+        return {"icmp %s/%s" % (reply.get("type"), reply.get("code")), "none-rl"}
+    return set()
+
+
+def _probe(lab, targets):
+    res = lab.module("client", "netdiag.reachability.probe", {
+        "targets": targets, "engine": "raw", "timeout": 1.0, "retries": 1, "rate": 500,
+        "rate_limit_budget": 40.0})
+    assert not res.get("failed"), res.get("msg")
+    return {(r["address"], r["protocol"], r["port"]): r for r in res["results"]}
+
+
+def _compare(cases, wire, label):
+    agree = unverified = 0
+    bad = []
+    for addr, proto, port, verdict, listening in cases:
+        got = _wire_kind(wire[(addr, proto, port)])
+        want = _expected(verdict, listening, proto)
+        if got in want:
+            agree += 1
+            unverified += got == "none-rl" and verdict["verdict"] == "reject"
+        else:
+            bad.append("%s %s:%s/%s evaluator %s %s (%s) wire %s" % (
+                label, addr, port, proto, verdict["verdict"], verdict.get("reply"), verdict["reason"][:120], got))
+    return agree, unverified, bad
+
+
+@pytest.fixture(scope="module")
+def matrix(lab):
+    """Per host: the packets, the evaluator's verdicts and the listeners; probed all at once."""
+    data = {}
+    targets = []
+    for i, host in enumerate(FIREWALL_HOSTS):
+        addr = lab.hosts[host].address
+        tcp, udp = _ports(BASE_TCP, 150, i), _ports(BASE_UDP, 60, i)
+        packets = [{"proto": "tcp", "src": CLIENT, "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"} for p in tcp]
+        packets += [{"proto": "udp", "src": CLIENT, "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"} for p in udp]
+        info = lab.module(host, "netdiag.reachability.firewall_info", {"packets": packets, "include_rules": False})
+        assert not info.get("failed"), info.get("msg")
+        data[host] = {"addr": addr, "packets": packets, "verdicts": info["verdicts"], "listeners": _listeners(lab, host),
+                      "info": info}
+        targets += [{"host": addr, "protocol": "tcp", "ports": tcp}, {"host": addr, "protocol": "udp", "ports": udp}]
+    # the router's forward path, client -> healthy, plus its DNAT ports on the front address
+    healthy = lab.hosts["healthy"].address
+    tcp, udp = _ports(BASE_TCP, 150, 7), _ports(BASE_UDP, 60, 7)
+    packets = [{"proto": "tcp", "src": CLIENT, "dst": healthy, "sport": 40000, "dport": p, "iif": "eth0"} for p in tcp]
+    packets += [{"proto": "udp", "src": CLIENT, "dst": healthy, "sport": 40000, "dport": p, "iif": "eth0"} for p in udp]
+    front = "10.200.1.1"
+    dnat = [8080, 8088, 8081, 80]
+    packets += [{"proto": "tcp", "src": CLIENT, "dst": front, "sport": 40000, "dport": p, "iif": "eth0"} for p in dnat]
+    info = lab.module("router", "netdiag.reachability.firewall_info", {"packets": packets, "include_rules": False})
+    assert not info.get("failed"), info.get("msg")
+    data["router"] = {"addr": healthy, "packets": packets, "verdicts": info["verdicts"],
+                      "listeners": _listeners(lab, "healthy"), "router_listeners": _listeners(lab, "router"), "info": info}
+    targets += [{"host": healthy, "protocol": "tcp", "ports": tcp}, {"host": healthy, "protocol": "udp", "ports": udp},
+                {"host": front, "protocol": "tcp", "ports": dnat}]
+    return data, _probe(lab, targets)
+
+
+def _cases(entry):
+    cases = []
+    for pkt, verdict in zip(entry["packets"], entry["verdicts"]):
+        dst, port = pkt["dst"], pkt["dport"]
+        listeners = entry["listeners"]
+        if verdict.get("nat"):  # DNAT on the router: the service behind it answers
+            lport, laddr = verdict["nat"]["dport"], verdict["nat"]["dst"]
+        elif verdict["path"] == "input" and "router_listeners" in entry:
+            listeners, lport, laddr = entry["router_listeners"], port, dst
+        else:
+            lport, laddr = port, dst
+        cases.append((dst, pkt["proto"], port, verdict, _listening(listeners, pkt["proto"], laddr, lport)))
+    return cases
+
+
+@pytest.mark.parametrize("host", FIREWALL_HOSTS + ("router",))
+def test_evaluator_matches_the_wire(lab, matrix, host):
+    lab_ref = [lab]
+    data, wire = matrix
+    entry = data[host]
+    indeterminate = [v for v in entry["verdicts"] if v["verdict"] == "indeterminate"]
+    assert not indeterminate, [(v["packet"], v["reason"]) for v in indeterminate]
+    assert len(entry["verdicts"]) >= 200
+    cases = _cases(entry)
+    agree, unverified, bad = _compare(cases, wire, host)
+    if bad:
+        # an expected ICMP error that did not come (rate limit shared with other probes of the lab): re-probe
+        # those ports alone, slowly, once, and compare again
+        retry = [c for c in cases if _wire_kind(wire[c[:3]]) in ("none", "none-rl")
+                 and any(w.startswith("icmp") for w in _expected(c[3], c[4], c[1]))]
+        if retry:
+            time.sleep(2.0)
+            wire = dict(wire)
+            wire.update(_probe(lab_ref[0], [{"host": c[0], "protocol": c[1], "ports": [c[2]]} for c in retry]))
+            agree, unverified, bad = _compare(cases, wire, host)
+    total = len(entry["verdicts"])
+    print("\n%s: evaluator vs wire %d/%d agree (%.1f%%), %d rejects seen as rate-limited silence"
+          % (host, agree, total, 100.0 * agree / total, unverified))
+    assert not bad, "\n".join(bad[:20])
+    # at least some rejects are seen with their ICMP kind (the figure is not all "unverified")
+    rejects = [v for v in entry["verdicts"] if v["verdict"] == "reject" and (v["reply"] or {}).get("kind") == "icmp"]
+    if rejects:
+        assert unverified < len(rejects)
+
+
+@pytest.mark.parametrize("host", ("fwd-nft", "fwd-ipt"))
+def test_firewalld_zone_answer_agrees_with_ruleset(matrix, host):
+    data, _wire = matrix
+    entry = data[host]
+    answers = [v["firewalld"] for v in entry["verdicts"]]
+    assert all(a and a["zone"] == "public" and a["zone_from"] == "default" for a in answers)
+    disagree = [(v["packet"], v["firewalld"]["disagreement"]) for v in entry["verdicts"] if v["firewalld"]["agrees_with_ruleset"] is False]
+    print("\n%s: zone-level answer agrees with the ruleset for %d/%d packets" % (host, len(answers) - len(disagree), len(answers)))
+    assert not disagree, disagree[:10]
+    by_port = {(v["packet"]["proto"], v["packet"]["dport"]): v["firewalld"] for v in entry["verdicts"]}
+    assert by_port[("tcp", 22)]["allowed_by"] == ["service ssh (22/tcp)"]
+    assert by_port[("tcp", 8000)]["allowed_by"] == ["port 8000/tcp"]
+    assert by_port[("tcp", 80)]["verdict"] == "reject" and by_port[("tcp", 80)]["target"] == "default"
+
+
+def test_ufw_answer_in_ufw_terms(matrix):
+    data, _wire = matrix
+    by_port = {(v["packet"]["proto"], v["packet"]["dport"]): v["ufw"] for v in data["ufw"]["verdicts"]}
+    assert by_port[("tcp", 22)]["by"] == "rule" and by_port[("tcp", 22)]["rule"] == 1
+    assert by_port[("tcp", 80)]["by"] == "default" and by_port[("tcp", 80)]["default_policy"] == "deny"
+    assert by_port[("udp", 137)]["by"] == "default"  # ufw-after-input skip-to-policy
+    assert data["ufw"]["info"]["ufw"]["rules"][0]["text"] == "22/tcp ALLOW IN Anywhere"
+
+
+# ----------------------------------------------------------------- nft monitor trace
+
+_TRACE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
+
+
+def _parse_trace(text):
+    """trace id -> {"dport", "decisions": [(table, chain, handle|'policy', verdict)]}"""
+    traces = {}
+    for line in text.splitlines():
+        m = _TRACE.match(line.strip())
+        if not m:
+            continue
+        tid, family, table, chain, rest = m.groups()
+        t = traces.setdefault(tid, {"dport": None, "proto": None, "decisions": []})
+        if table == "ndx_trace":
+            if rest.startswith("packet:"):
+                pm = re.search(r"(tcp|udp) dport (\d+)", rest)
+                if pm:
+                    t["proto"], t["dport"] = pm.group(1), int(pm.group(2))
+            continue
+        vm = re.search(r"# handle (\d+) \(verdict (accept|drop)\)", rest)
+        if rest.startswith("rule") and vm:
+            t["decisions"].append((table, chain, int(vm.group(1)), vm.group(2)))
+        pm = re.match(r"policy (accept|drop)", rest)
+        if pm:
+            t["decisions"].append((table, chain, "policy", pm.group(1)))
+    return traces
+
+
+def _evaluator_decision(verdict):
+    if verdict["verdict"] in ("drop", "reject"):
+        rule = verdict["rule"]
+        if rule is None:
+            return (verdict["chain"]["table"], verdict["chain"]["chain"], "policy", "drop")
+        return (rule["table"], rule["chain"], rule["handle"], "drop")
+    last = verdict["accepts"][-1]
+    if last["rule"] is None:
+        return (last["chain"]["table"], last["chain"]["chain"], "policy", "accept")
+    return (last["rule"]["table"], last["rule"]["chain"], last["rule"]["handle"], "accept")
+
+
+@pytest.mark.parametrize("host", NFT_TRACE_HOSTS)
+def test_deciding_rule_matches_nft_trace(lab, matrix, host):
+    data, _wire = matrix
+    entry = data[host]
+    sample = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp"][:60]
+    ports = sorted({p["dport"] for p, _v in sample})
+    dst = entry["addr"]
+    setup = ("nft add table inet ndx_trace && nft add chain inet ndx_trace pre '{ type filter hook prerouting priority -400; }'"
+             " && nft add rule inet ndx_trace pre ip saddr %s ip daddr { %s } tcp dport { %s } meta nftrace set 1"
+             % (CLIENT, ", ".join(sorted({p["dst"] for p, _v in sample})), ", ".join(str(p) for p in ports)))
+    out_file = "/tmp/ndx-fwdiff-trace.txt"
+    try:
+        lab.exec(host, ["sh", "-c", setup])
+        pid = lab.exec(host, ["sh", "-c", "timeout 25 nft -a monitor trace > %s 2>&1 & echo $!; sleep 0.5" % out_file]).stdout.strip()
+        targets = {}
+        for p, _v in sample:
+            targets.setdefault(p["dst"], []).append(p["dport"])
+        lab.module("client", "netdiag.reachability.probe", {
+            "targets": [{"host": a, "protocol": "tcp", "ports": ps} for a, ps in targets.items()],
+            "engine": "raw", "timeout": 0.5, "retries": 0, "rate_limit_budget": 0})
+        time.sleep(1.0)
+        lab.exec(host, ["kill", pid], check=False)  # the timeout we started; it stops its nft
+        text = lab.exec(host, ["cat", out_file]).stdout
+    finally:
+        lab.exec(host, ["sh", "-c", "nft delete table inet ndx_trace; rm -f %s" % out_file], check=False)
+    traces = {}
+    for t in _parse_trace(text).values():
+        if t["dport"] is not None and t["decisions"] and t["proto"] == "tcp":
+            traces.setdefault(t["dport"], t)
+    agree, bad = 0, []
+    for p, v in sample:
+        t = traces.get(p["dport"])
+        if t is None:
+            bad.append("no trace for %s/tcp" % p["dport"])
+            continue
+        kernel = t["decisions"][-1]
+        mine = _evaluator_decision(v)
+        if kernel == mine:
+            agree += 1
+        else:
+            bad.append("%s/tcp kernel %s evaluator %s" % (p["dport"], kernel, mine))
+    print("\n%s: deciding rule = nft monitor trace for %d/%d packets" % (host, agree, len(sample)))
+    assert not bad, bad[:10]
