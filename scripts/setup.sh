@@ -11,7 +11,7 @@ cd "$here"
 APT_PACKAGES=(
   nftables iptables firewalld ufw python3-firewall python3-nftables python3-scapy python3-dbus
   python3-yaml python3-venv python3-pip dbus openssh-server openssh-client iproute2 iputils-ping
-  traceroute tcpdump nmap hping3 socat netcat-openbsd procps make git chromium chromium-driver
+  traceroute tcpdump nmap hping3 socat netcat-openbsd procps make git chromium chromium-driver tshark
 )
 [ -n "${NETDIAG_EXTRA_APT:-}" ] && APT_PACKAGES+=(${NETDIAG_EXTRA_APT})
 

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pcap_info run as Ansible runs it (module file + ANSIBLE_MODULE_ARGS on stdin), on the
+real lab capture in tests/unit/fixtures/pcap/."""
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+MODULE = os.path.join(ROOT, "plugins", "modules", "pcap_info.py")
+FIX = os.path.join(ROOT, "tests", "unit", "fixtures", "pcap")
+
+
+def run_module(args, check_mode=False):
+    params = dict(args)
+    if check_mode:
+        params["_ansible_check_mode"] = True
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"))
+    proc = subprocess.run([sys.executable, MODULE], input=json.dumps({"ANSIBLE_MODULE_ARGS": params}),
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module printed no JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+
+
+def test_explains_the_seed_002_capture_in_check_mode():
+    res = run_module({"path": os.path.join(FIX, "client-eth0.pcap"), "port": 80}, check_mode=True)
+    assert "failed" not in res, res.get("msg")
+    assert res["changed"] is False
+    flows = dict((f["dst"], f) for f in res["flows"])
+    assert flows["10.200.2.15"]["reason"] == "host-prohibited"
+    assert flows["10.200.2.15"]["icmp"]["name"] == "destination-unreachable/host-prohibited"
+    assert flows["10.200.2.18"]["reason"] == "no-response"
+    assert res["summary"]["flows"] == 5 and res["packets"] == 36
+    # no file attributes leaking in (exit_json adds owner/mode when a result has "path")
+    assert "owner" not in res and "mode" not in res
+
+
+def test_not_a_capture_fails_with_the_file_named():
+    readme = os.path.join(FIX, "README.md")
+    res = run_module({"path": readme})
+    assert res["failed"] is True and readme in res["msg"] and "not a pcap or pcapng file" in res["msg"]
+
+
+def test_bad_host_fails_with_the_value_named():
+    res = run_module({"path": os.path.join(FIX, "client-eth0.pcap"), "host": "10.0.0.256"})
+    assert res["failed"] is True and "'10.0.0.256'" in res["msg"]
