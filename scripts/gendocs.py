@@ -68,8 +68,8 @@ def options_table(opts, depth=0, rows=None):
             extra.append("Default: `%s`." % json.dumps(o["default"]))
         if o.get("aliases"):
             extra.append("Aliases: %s." % ", ".join(o["aliases"]))
-        rows.append("| %s`%s` | %s %s | %s %s |" % ("&nbsp;&nbsp;" * 2 * depth, key, typ, req,
-                                                   text(o.get("description")), " ".join(extra)))
+        rows.append("| %s`%s` | %s %s | %s %s |" % (
+            "&nbsp;&nbsp;" * 2 * depth, key, typ, req, text(o.get("description")), " ".join(extra)))
         if o.get("suboptions"):
             options_table(o["suboptions"], depth + 1, rows)
     return rows
@@ -86,8 +86,8 @@ def return_table(ret, depth=0, rows=None):
         if "sample" in r:
             s = json.dumps(r["sample"])
             sample = " Sample: `%s`" % (s if len(s) < 120 else s[:117] + "...")
-        rows.append("| %s`%s` | %s | %s | %s%s |" % ("&nbsp;&nbsp;" * 2 * depth, key, typ, text(r.get("returned")),
-                                                   text(r.get("description")), sample.replace("|", "\\|")))
+        rows.append("| %s`%s` | %s | %s | %s%s |" % (
+            "&nbsp;&nbsp;" * 2 * depth, key, typ, text(r.get("returned")), text(r.get("description")), sample.replace("|", "\\|")))
         if r.get("contains"):
             return_table(r["contains"], depth + 1, rows)
     return rows

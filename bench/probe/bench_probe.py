@@ -54,8 +54,8 @@ LISTENER = textwrap.dedent("""
 
 
 def sh(*argv, **kw):
-    kw.setdefault("check", True)
-    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, **kw)
+    check = kw.pop("check", True)
+    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=check, **kw)
 
 
 def down():
@@ -131,7 +131,7 @@ def run_nmap():
             for rng in (reasons.get("ports") or "").split(","):
                 if not rng:
                     continue
-                lo, _, hi = rng.partition("-")
+                lo, dummy, hi = rng.partition("-")
                 for p in range(int(lo), int(hi or lo) + 1):
                     ports[p] = (state, reasons.get("reason"))
     return wall, ports

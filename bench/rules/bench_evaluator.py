@@ -49,7 +49,7 @@ def generate(n_rules, rng):
     rule("input", [match("ip", "saddr", "@blocked"), {"drop": None}])
     rule("input", [{"vmap": {"key": {"meta": {"key": "iifname"}}, "data": {"set": [
         ["eth%d" % i, {"jump": {"target": z}}] for i, z in enumerate(zones)]}}}])
-    for _ in range(n_rules - 3):
+    for dummy in range(n_rules - 3):
         z = rng.choice(zones + ["input"])
         kind = rng.random()
         if kind < 0.6:
@@ -86,7 +86,7 @@ def main():
     n_rules = sum(len(c["rules"]) for t in ruleset["tables"] for c in t["chains"])
 
     packets = []
-    for _ in range(args.packets):
+    for dummy in range(args.packets):
         proto = rng.choice(("tcp", "tcp", "tcp", "udp"))
         packets.append({"family": "ipv4", "proto": proto,
                         "src": "10.%d.%d.%d" % (rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254)),

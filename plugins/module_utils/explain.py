@@ -240,8 +240,8 @@ def _culprit_rule(host, verdict, fw_facts=None):
     if fw_facts is not None and _is_ufw(out, fw_facts):
         out["layer"] = "ufw"
         if out.get("policy"):
-            out["text"] = "ufw default incoming policy: %s (%s)" % ("deny" if verdict.get("verdict") == "drop" else "reject",
-                                                                   out.get("text"))
+            what = "deny" if verdict.get("verdict") == "drop" else "reject"
+            out["text"] = "ufw default incoming policy: %s (%s)" % (what, out.get("text"))
     elif fw_facts is not None and _is_firewalld(out, fw_facts):
         out["layer"] = "firewalld"
         out["zone"] = _firewalld_zone(out, fw_facts)

@@ -118,7 +118,11 @@ code{background:#f4f4f4;padding:0 .2em}
 </style></head><body>
 <h1>Reachability report</h1>
 <p id="summary">%(summary)s</p>
-<p class="legend"><span class="ok" style="background:#c8efc8">ok</span><span style="background:#ffd9a8">service / bind / NAT</span><span style="background:#f6b3b3">firewall / path / security group</span><span style="background:#d0d0d0">host down</span><span style="background:#e3cff5">unknown</span> &nbsp; a red frame: not as expected</p>
+<p class="legend"><span class="ok" style="background:#c8efc8">ok</span>
+<span style="background:#ffd9a8">service / bind / NAT</span>
+<span style="background:#f6b3b3">firewall / path / security group</span>
+<span style="background:#d0d0d0">host down</span><span style="background:#e3cff5">unknown</span>
+&nbsp; a red frame: not as expected</p>
 %(matrix)s
 <div id="details" class="hidden" role="region" aria-live="polite"></div>
 <script type="application/json" id="report-data">%(data)s</script>
@@ -136,7 +140,8 @@ code{background:#f4f4f4;padding:0 .2em}
     var cmds = (fix.commands||[]).map(function(c){return '<li>on '+esc(c.host)+': <code>'+esc(c.command)+'</code></li>';}).join('');
     var conf = (f.conflicts||[]).map(function(c){return '<li>'+esc(c)+'</li>';}).join('');
     box.innerHTML = '<h2>'+esc(f.source)+' &rarr; '+esc(f.destination||f.address)+' '+esc(f.port)+'/'+esc(f.protocol)+'</h2>'+
-      '<p><b>state</b> <span class="state">'+esc(f.state)+'</span> ('+esc(f.reason)+'), <b>cause</b> <span class="cause">'+esc(f.cause)+'</span>, expected '+esc(f.expect)+'</p>'+
+      '<p><b>state</b> <span class="state">'+esc(f.state)+'</span> ('+esc(f.reason)+'), '+
+      '<b>cause</b> <span class="cause">'+esc(f.cause)+'</span>, expected '+esc(f.expect)+'</p>'+
       '<h3>Culprit</h3><p class="culprit">'+esc(f.culprit_text||'none')+'</p>'+
       (conf?'<h3>Conflicting signals</h3><ul>'+conf+'</ul>':'')+
       '<h3>Fix</h3><p class="fix">'+esc(fix.summary||'nothing to fix')+(fix.manual?' (manual)':'')+'</p>'+(cmds?'<ul>'+cmds+'</ul>':'')+

@@ -16,22 +16,22 @@ description:
   - Probes a list of targets (address or name, ports, protocol) from the host the module runs on.
     Use C(delegate_to) to choose the source host.
   - Classifies every probe with nmap's semantics (V(open), V(closed), V(filtered), V(open|filtered),
-    V(unreachable)) and keeps the evidence: reply kind, ICMP type/code and name, who sent the reply
+    V(unreachable)) and keeps the evidence - reply kind, ICMP type/code and name, who sent the reply
     (the target or a hop), the reply TTL, the round-trip time and the retries used.
-  - As root it uses raw sockets (engine V(raw), IPv4): TCP SYNs, UDP datagrams, ICMP echo; ICMP errors
+  - As root it uses raw sockets (engine V(raw), IPv4) - TCP SYNs, UDP datagrams, ICMP echo; ICMP errors
     are matched to probes through the header they quote. Without root it uses C(connect()) and UDP
     sockets with C(IP_RECVERR) (engine V(connect)), which still yields the exact ICMP type, code,
     sender and TTL. Only the raw engine sees the TTL of a SYN-ACK or RST.
   - Aware of ICMP rate limiting (Linux sends a burst of 6 errors, then one per second to each
     destination). Silent ports of a target that sent ICMP errors are re-probed after a pause; those
     that still cannot be told apart from a silent drop are returned with RV(results[].rate_limited=true).
-  - Read-only: never changes anything; RV(ignore:changed) is always false.
+  - Read-only - never changes anything; RV(ignore:changed) is always false.
 author:
-  - netdiag.reachability contributors
+  - netdiag.reachability developers (@netdiag)
 options:
   targets:
     description:
-      - What to probe: a list of hosts, each with its ports and protocol.
+      - What to probe - a list of hosts, each with its ports and protocol.
     type: list
     elements: dict
     required: true
@@ -99,8 +99,8 @@ options:
     default: 5.0
   app_check:
     description:
-      - For open TCP ports, also check the application: V(banner) reads what the server says first,
-        V(http) sends C(HEAD / HTTP/1.0) and reads the status line. Result in RV(results[].app).
+      - "For open TCP ports, also check the application: V(banner) reads what the server says first,
+        V(http) sends C(HEAD / HTTP/1.0) and reads the status line. Result in RV(results[].app)."
     type: str
     choices: [none, banner, http]
     default: none

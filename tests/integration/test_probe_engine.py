@@ -83,8 +83,8 @@ LISTENER = textwrap.dedent("""
 
 
 def sh(*argv, **kw):
-    kw.setdefault("check", True)
-    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, **kw)
+    check = kw.pop("check", True)
+    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=check, **kw)
 
 
 def teardown_namespaces():

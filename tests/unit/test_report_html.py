@@ -47,7 +47,6 @@ def test_not_a_report_is_a_clear_error():
 
 def test_html_escapes_rule_text(report):
     page = html_page(report)
-    assert "<\\/script>" not in page or True
     assert page.count("</script>") == 2  # the embedded JSON cannot close its script element
 
 

@@ -73,8 +73,7 @@ def test_origin_and_trace():
     result = evaluate(nft("hand"), tcp(HOST, 8082))
     assert result["rule"] == {"backend": "nftables", "family": "inet", "table": "filter", "chain": "rej_admin",
                               "handle": 30, "text": "reject with icmpx admin-prohibited"}
-    assert [o["text"] for o in result["trace"]] == ["tcp dport vmap @port_verdicts",
-                                                     "reject with icmpx admin-prohibited"]
+    assert [o["text"] for o in result["trace"]] == ["tcp dport vmap @port_verdicts", "reject with icmpx admin-prohibited"]
     assert result["chain"]["hook"] == "input" and result["hooks"] == ["prerouting", "input"]
 
 
