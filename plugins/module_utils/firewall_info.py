@@ -208,4 +208,3 @@ def result(layers=None, packets=None, include_rules=True, readers=None):
         facts["ruleset"] = None
     facts["verdicts"] = verdicts
     return facts
-

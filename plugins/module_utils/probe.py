@@ -55,7 +55,7 @@ DEFAULTS = {
     "parallelism": 256,      # probes in flight at once
     "max_probes": 10000,     # targets x ports per call
     "rate_limit_interval": 1.0,  # Linux net.ipv4.icmp_ratelimit default (1000 ms)
-    "rate_limit_budget": 5.0,    # seconds spent re-probing possibly rate-limited ports
+    "rate_limit_budget": 2.0,    # seconds spent re-probing possibly rate-limited ports
     "app_check": "none",
     "app_timeout": 2.0,
     "engine": "auto",

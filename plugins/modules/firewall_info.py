@@ -101,6 +101,7 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only; there is nothing to diff.
 notes:
   - The evaluator models matches on addresses, ports, protocols, interfaces, conntrack state and status, ICMP
     type/code, address types, marks, sets, maps and verdict maps. Rate limits, C(-m recent), C(fib) lookups,

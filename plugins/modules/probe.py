@@ -96,7 +96,7 @@ options:
       - Seconds spent at most re-probing silent ports of targets that sent ICMP errors. V(0) disables
         the re-probes (the silent ports are then marked RV(results[].rate_limited)).
     type: float
-    default: 5.0
+    default: 2.0
   app_check:
     description:
       - "For open TCP ports, also check the application: V(banner) reads what the server says first,
@@ -114,6 +114,7 @@ attributes:
     description: The module only observes; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only; there is nothing to diff.
 notes:
   - ICMP echo with the V(connect) engine needs C(net.ipv4.ping_group_range) to include the user's group.
   - Probes only the addresses it is given, from the host it runs on; it sends SYNs, datagrams and echo
@@ -349,7 +350,7 @@ def main():
             parallelism=dict(type="int", default=256),
             max_probes=dict(type="int", default=10000),
             rate_limit_interval=dict(type="float", default=1.0),
-            rate_limit_budget=dict(type="float", default=5.0),
+            rate_limit_budget=dict(type="float", default=2.0),
             app_check=dict(type="str", default="none", choices=["none", "banner", "http"]),
             app_timeout=dict(type="float", default=2.0),
         ),
