@@ -25,6 +25,7 @@ import ipaddress
 import re
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError, NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils import firewall_info as fw_info
 from ansible_collections.netdiag.reachability.plugins.module_utils.listeners import match_listener
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator
@@ -118,7 +119,12 @@ def _evaluate(index, host, packet, path):
         iif = _in_interface(facts, packet["src"])
         if iif:
             pkt["iif"] = iif
+    fw = facts.get("firewall") or {}
     try:
+        if fw.get("firewalld") or fw.get("ufw"):
+            # firewall_info's own answer: adds the firewalld zone and the ufw rule number or policy
+            facts_fw = dict(fw, local_addresses=fw.get("local_addresses") or _addresses(facts) or None)
+            return fw_info.evaluate_packets(facts_fw, [dict(pkt, path=path)])[0]
         return ev.evaluate(pkt, path=path, local_addresses=_addresses(facts) or None)
     except NetdiagError as exc:
         return {"verdict": "indeterminate", "reason": str(exc)}
@@ -237,7 +243,26 @@ def _culprit_rule(host, verdict, fw_facts=None):
         out.update({"backend": ch.get("backend"), "family": ch.get("family"), "table": ch.get("table"),
                     "chain": ch.get("chain"), "text": "policy %s of chain %s" % (verdict.get("verdict"), ch.get("chain"))})
     out["reason"] = verdict.get("reason")
-    if fw_facts is not None and _is_ufw(out, fw_facts):
+    ufw_answer = verdict.get("ufw") or {}
+    zone_answer = verdict.get("firewalld") or {}
+    if ufw_answer.get("by") in ("rule", "default"):
+        out["layer"] = "ufw"
+        out["ufw"] = {k: ufw_answer.get(k) for k in ("by", "rule", "rule_text", "action", "default_policy", "text")}
+        if ufw_answer.get("by") == "rule":
+            out["text"] = "ufw rule %s: %s" % (ufw_answer.get("rule"), ufw_answer.get("rule_text") or out.get("text"))
+        else:
+            out["text"] = "ufw default incoming policy: %s (%s)" % (ufw_answer.get("default_policy"), out.get("text"))
+    elif zone_answer.get("zone") and not zone_answer.get("error"):
+        out["layer"] = "firewalld"
+        out["zone"] = zone_answer.get("zone")
+        out["zone_from"] = zone_answer.get("zone_from")
+        out["zone_reason"] = zone_answer.get("zone_reason")
+        out["zone_target"] = zone_answer.get("target")
+        out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (
+            out["zone"], zone_answer.get("zone_reason") or "zone from %s" % zone_answer.get("zone_from"), out.get("text"))
+        if zone_answer.get("agrees_with_ruleset") is False:
+            out["zone_disagreement"] = zone_answer.get("disagreement")
+    elif fw_facts is not None and _is_ufw(out, fw_facts):
         out["layer"] = "ufw"
         if out.get("policy"):
             what = "deny" if verdict.get("verdict") == "drop" else "reject"
@@ -269,14 +294,14 @@ def _firewall_fix(index, host, culprit, flow, path):
     spec = "%s/%s" % (port, proto)
     fw_facts = index.facts(host).get("firewall") or {}
     origin = {k: culprit.get(k) for k in ("backend", "family", "table", "chain", "handle", "line", "text")}
-    if _is_firewalld(origin, fw_facts) and not _is_ufw(origin, fw_facts):
-        zone = _firewalld_zone(origin, fw_facts) or "public"
+    if culprit.get("layer") == "firewalld" or (_is_firewalld(origin, fw_facts) and not _is_ufw(origin, fw_facts)):
+        zone = culprit.get("zone") or _firewalld_zone(origin, fw_facts) or "public"
         cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec),
                 "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
         return {"summary": "open %s in firewalld zone %s on %s (runtime and permanent)" % (spec, zone, host),
                 "commands": [{"host": host, "command": c} for c in cmds], "manual": False,
                 "open_ports": {"host": host, "backend": "firewalld", "zone": zone, "ports": [spec]}}
-    if _is_ufw(origin, fw_facts):
+    if culprit.get("layer") == "ufw" or _is_ufw(origin, fw_facts):
         cmd = "ufw allow from %s to any port %s proto %s" % (flow["source_address"], port, proto) \
             if flow.get("source_address") else "ufw allow %s" % spec
         return {"summary": "allow %s in ufw on %s" % (spec, host), "commands": [{"host": host, "command": cmd}],

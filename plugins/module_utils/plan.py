@@ -142,7 +142,8 @@ def host_facts(hv):
         facts["sysctls"] = lst.get("sysctls")
     fw = hv.get("reachability_firewall") or {}
     if fw and not fw.get("failed") and not fw.get("skipped"):
-        facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "warnings")}
+        facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "local_addresses",
+                                                    "firewall_warnings")}
     af = hv.get("ansible_facts") or {}
     ifaces = []
     default_if = (af.get("default_ipv4") or {}).get("interface")
