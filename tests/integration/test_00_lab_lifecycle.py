@@ -1,5 +1,7 @@
 """Build and tear down a 20-host lab before the seeds lab comes up: nothing may be left."""
+import json
 import os
+import shutil
 import time
 
 import pytest
@@ -45,3 +47,24 @@ def test_bad_topology_gets_a_clear_error_and_builds_nothing(no_lab, tmp_path):
     with pytest.raises(netlab.LabError, match="192.0.2.0/24 is outside"):
         netlab.up(str(bad))
     assert netlab.leftovers() == []
+
+
+def test_state_left_by_an_earlier_boot_does_not_block_the_lab(no_lab):
+    # /run is on disk here: a lab saved before a reboot (or on the disk image CI starts from)
+    # leaves its state and overlays behind, but none of its namespaces or processes
+    sd = os.path.join(netlab.STATE_ROOT, netlab.PREFIX)
+    overlay = "/etc/netns/%s-ghost" % netlab.PREFIX
+    os.makedirs(sd)
+    os.makedirs(overlay)
+    with open(os.path.join(sd, "state.json"), "w") as fh:
+        json.dump({"prefix": netlab.PREFIX, "status": "up", "pins": ["manual"], "state_dir": sd,
+                   "boot_id": "00000000-0000-0000-0000-000000000000",
+                   "topology": {"path": "/elsewhere/seeds.yml", "hosts": [], "router": {"name": "router"}}}, fh)
+    try:
+        assert netlab.current_lab() is None
+        assert "/etc/netns/%s-ghost" % netlab.PREFIX in netlab.leftovers()
+        netlab.down()
+        assert netlab.leftovers() == []
+    finally:
+        shutil.rmtree(sd, ignore_errors=True)
+        shutil.rmtree(overlay, ignore_errors=True)

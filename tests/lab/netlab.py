@@ -186,16 +186,51 @@ def lab_lock(wait=0):
         os.close(fd)
 
 
-def current_lab():
-    """The lab that is up on this machine, as its saved state, or None."""
-    if not os.path.isdir(STATE_ROOT):
+def boot_id():
+    """This boot of the kernel: namespaces never outlive it, saved state on disk may."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
         return None
+
+
+def _saved_labs():
+    if not os.path.isdir(STATE_ROOT):
+        return []
+    found = []
     for entry in sorted(os.listdir(STATE_ROOT)):
         path = os.path.join(STATE_ROOT, entry, "state.json")
         if os.path.exists(path):
             with open(path) as fh:
-                return json.load(fh)
+                found.append(json.load(fh))
+    return found
+
+
+def is_dead(state):
+    """A saved lab whose kernel is gone: saved in an earlier boot (``/run`` on disk, a disk image
+    copied to another machine), so none of its namespaces or processes exist any more."""
+    if state.get("boot_id"):
+        return state["boot_id"] != boot_id()
+    router = (state.get("topology") or {}).get("router") or {}
+    return not os.path.exists("/run/netns/%s" % ns_name(router.get("name", "router")))
+
+
+def current_lab():
+    """The lab that is up on this machine, as its saved state, or None (a dead lab's leftover
+    state does not count: :func:`up` clears it)."""
+    for state in _saved_labs():
+        if not is_dead(state):
+            return state
     return None
+
+
+def _clear_dead():
+    """Remove what labs of an earlier boot left on disk (state, /etc/netns overlays, netns files)."""
+    for state in _saved_labs():
+        if is_dead(state):
+            log("removing the saved state of a lab from an earlier boot (prefix %s)" % state.get("prefix"))
+            _teardown(state.get("prefix") or PREFIX)
 
 
 # --------------------------------------------------------------------------- build
@@ -206,11 +241,12 @@ def up(topology=None, scale=0, wait=600):
     deadline = time.monotonic() + wait
     while True:
         with lab_lock():
+            _clear_dead()
             other = current_lab()
             if other is None:
                 started = time.monotonic()
                 state = {"prefix": PREFIX, "topology": topo, "state_dir": state_dir(),
-                         "status": "building", "pid": os.getpid()}
+                         "status": "building", "pid": os.getpid(), "boot_id": boot_id()}
                 os.makedirs(state_dir(), exist_ok=True)
                 _save(state)
                 try:
@@ -699,6 +735,7 @@ def down(prefix=None):
     """Remove the lab: processes, namespaces, veth+route, overlays, state. Idempotent."""
     with lab_lock():
         started = time.monotonic()
+        _clear_dead()
         _teardown(prefix or PREFIX)
         return round(time.monotonic() - started, 2)
 
