@@ -211,6 +211,22 @@ def _is_firewalld(origin, fw_facts):
     return _firewalld_zone(origin, fw_facts) is not None
 
 
+def _firewalld_decided(origin, fw_facts):
+    """The zone answer names the culprit only when firewalld runs and its own rules decided: a
+    host with firewalld installed but stopped (zone files on disk) is decided by whatever else
+    is loaded (iptables, nftables), and that is the culprit."""
+    fwd = (fw_facts or {}).get("firewalld") or {}
+    if not fwd.get("running"):
+        return False
+    if origin.get("table") == "firewalld":
+        return True
+    if _firewalld_zone(origin, fw_facts) is not None:
+        return True
+    # iptables backend: firewalld's own INPUT chain ends in its catch-all reject
+    return fwd.get("backend") == "iptables" and (origin.get("backend") or "").startswith("iptables") \
+        and (origin.get("chain") or "") == "INPUT" and not _is_ufw(origin, fw_facts)
+
+
 def _ruleset_of(fw_facts):
     fw_facts = fw_facts or {}
     return fw_facts.get("ruleset") if "tables" not in fw_facts else fw_facts
@@ -252,7 +268,7 @@ def _culprit_rule(host, verdict, fw_facts=None):
             out["text"] = "ufw rule %s: %s" % (ufw_answer.get("rule"), ufw_answer.get("rule_text") or out.get("text"))
         else:
             out["text"] = "ufw default incoming policy: %s (%s)" % (ufw_answer.get("default_policy"), out.get("text"))
-    elif zone_answer.get("zone") and not zone_answer.get("error"):
+    elif zone_answer.get("zone") and not zone_answer.get("error") and _firewalld_decided(out, fw_facts):
         out["layer"] = "firewalld"
         out["zone"] = zone_answer.get("zone")
         out["zone_from"] = zone_answer.get("zone_from")
