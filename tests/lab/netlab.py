@@ -501,7 +501,8 @@ def _zone_xml(zone, spec):
         lines.append("  <service name=%s/>" % quoteattr(svc))
     for port in spec.get("ports", []):
         p, dummy, proto = str(port).partition("/")
-        lines.append("  <port protocol=%s port=%s/>" % (quoteattr(proto or "tcp"), quoteattr(p)))
+        # attribute order as firewalld writes it, so a rewrite by firewalld changes nothing
+        lines.append("  <port port=%s protocol=%s/>" % (quoteattr(p), quoteattr(proto or "tcp")))
     lines.append("  <forward/>")
     lines.append("</zone>")
     return "\n".join(lines) + "\n"

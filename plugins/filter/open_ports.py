@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side front ends of the open_ports library: rules, plans from a report, the firewalld guard."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils import open_ports as lib
+
+
+def _plain(value):
+    """Ansible's lazy/tagged containers -> plain dicts, lists and scalars."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def open_ports_rules(rules, host=None, hosts=None):
+    """The validated rules that apply to ``host``."""
+    try:
+        norm = lib.normalize_rules(_plain(rules), _plain(hosts) if hosts is not None else None)
+    except NetdiagError as exc:
+        raise AnsibleFilterError(str(exc))
+    return [r for r in norm if host is None or r["host"] in (None, host)]
+
+
+def open_ports_plan(report, play_hosts, inventory_hosts=None, verify=True, source="the report"):
+    try:
+        return lib.plan_from_report(_plain(report), _plain(play_hosts), _plain(inventory_hosts), bool(verify), source)
+    except NetdiagError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def open_ports_management(ssh_connection, source=None, port=None, address=None):
+    """The management connection: ``SSH_CONNECTION`` text, overridden by ``source``/``port``/``address``."""
+    found = lib.management_from_ssh_connection(ssh_connection) or {}
+    mgmt = {"source": source or found.get("source"), "address": address or found.get("address"),
+            "port": int(port) if port else found.get("port") or 22}
+    try:
+        return lib.normalize_management(mgmt)
+    except NetdiagError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def open_ports_firewalld_guard(preview, firewalld_facts, management):
+    """Fail when the zone settings a firewalld_port preview predicts would cut the management connection."""
+    preview = _plain(preview)
+    try:
+        return lib.firewalld_guard(_plain(firewalld_facts), preview.get("zone"),
+                                   (preview.get("settings") or {}).get("after") or {}, _plain(management))
+    except NetdiagError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "open_ports_rules": open_ports_rules,
+            "open_ports_plan": open_ports_plan,
+            "open_ports_management": open_ports_management,
+            "open_ports_firewalld_guard": open_ports_firewalld_guard,
+        }
