@@ -11,6 +11,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -45,12 +46,28 @@ def ansible_doc(kind, name):
     return data["%s.%s" % (FQ, name)]
 
 
+_MARKUP = [
+    (re.compile(r"L\(([^)]+?),\s*([^)]+)\)"), r"[\1](\2)"),
+    (re.compile(r"U\(([^)]+)\)"), r"<\1>"),
+    (re.compile(r"I\(([^)]+)\)"), r"*\1*"),
+    (re.compile(r"B\(([^)]+)\)"), r"**\1**"),
+    (re.compile(r"\b(?:RV|O|V|C|M|E|P)\(((?:[^()]|\([^()]*\))+)\)"), r"`\1`"),
+]
+
+
+def markup(value):
+    """ansible-doc's semantic markup (O(), V(), C(), RV(), I(), L(), ...) as Markdown."""
+    for rx, repl in _MARKUP:
+        value = rx.sub(repl, value)
+    return value
+
+
 def text(value):
     if value is None:
         return ""
     if isinstance(value, list):
         return " ".join(text(v) for v in value)
-    return str(value).replace("\n", " ").replace("|", "\\|")
+    return markup(str(value)).replace("\n", " ").replace("|", "\\|")
 
 
 def options_table(opts, depth=0, rows=None):
