@@ -145,3 +145,24 @@ def test_report_summary_counts(facts):
 def test_bad_input(flows, needle):
     with pytest.raises(InputError, match=needle):
         explain(flows, {})
+
+
+@pytest.mark.parametrize("address,port,layer,backend", [
+    ("10.200.2.11", 80, "firewalld", "nftables"),
+    ("10.200.2.12", 80, "firewalld", "iptables-nft"),
+    ("10.200.2.15", 80, None, "iptables-nft"),        # firewalld installed, not running
+    ("10.200.2.16", 3306, None, "iptables-legacy"),   # firewalld installed, not running
+    ("10.200.2.17", 80, "ufw", "iptables-nft"),
+    ("10.200.2.18", 80, None, "nftables"),
+])
+def test_the_culprit_names_the_layer_that_really_decided(facts, address, port, layer, backend):
+    f = one(facts, address, port)
+    culprit = f["culprit"]
+    assert culprit.get("layer") == layer, culprit
+    assert culprit["backend"] == backend, culprit
+    if layer == "firewalld":
+        # firewall_info's zone answer: which zone, and why that zone handles the packet
+        assert culprit["zone"] == "public" and culprit["zone_from"] in ("interface", "source", "default")
+        assert "firewalld zone public" in culprit["text"]
+    if layer is None:
+        assert "zone" not in culprit and "firewalld" not in culprit["text"]
