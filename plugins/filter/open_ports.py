@@ -10,27 +10,13 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
 from ansible_collections.netdiag.reachability.plugins.module_utils import open_ports as lib
-
-
-def _plain(value):
-    """Ansible's lazy/tagged containers -> plain dicts, lists and scalars."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
+from ansible_collections.netdiag.reachability.plugins.module_utils.data import plain
 
 
 def open_ports_rules(rules, host=None, hosts=None):
     """The validated rules that apply to ``host``."""
     try:
-        norm = lib.normalize_rules(_plain(rules), _plain(hosts) if hosts is not None else None)
+        norm = lib.normalize_rules(plain(rules), plain(hosts) if hosts is not None else None)
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))
     return [r for r in norm if host is None or r["host"] in (None, host)]
@@ -38,7 +24,7 @@ def open_ports_rules(rules, host=None, hosts=None):
 
 def open_ports_plan(report, play_hosts, inventory_hosts=None, verify=True, source="the report"):
     try:
-        return lib.plan_from_report(_plain(report), _plain(play_hosts), _plain(inventory_hosts), bool(verify), source)
+        return lib.plan_from_report(plain(report), plain(play_hosts), plain(inventory_hosts), bool(verify), source)
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -56,10 +42,10 @@ def open_ports_management(ssh_connection, source=None, port=None, address=None):
 
 def open_ports_firewalld_guard(preview, firewalld_facts, management):
     """Fail when the zone settings a firewalld_port preview predicts would cut the management connection."""
-    preview = _plain(preview)
+    preview = plain(preview)
     try:
-        return lib.firewalld_guard(_plain(firewalld_facts), preview.get("zone"),
-                                   (preview.get("settings") or {}).get("after") or {}, _plain(management))
+        return lib.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
+                                   (preview.get("settings") or {}).get("after") or {}, plain(management))
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))
 

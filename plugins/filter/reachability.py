@@ -12,24 +12,10 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.errors import
 from ansible_collections.netdiag.reachability.plugins.module_utils import explain as explain_lib
 from ansible_collections.netdiag.reachability.plugins.module_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.module_utils import report as report_lib
+from ansible_collections.netdiag.reachability.plugins.module_utils.data import plain
 
 HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
                 "reachability_probe", "reachability_traces", "reachability_cloud")
-
-
-def _plain(value):
-    """Ansible's lazy/tagged containers -> plain dicts and lists."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value) if not isinstance(value, str) else str(value)
 
 
 def _hostvars(hostvars, hosts):
@@ -38,7 +24,7 @@ def _hostvars(hostvars, hosts):
         if h not in hostvars:
             continue
         hv = hostvars[h]
-        out[h] = {k: _plain(hv[k]) for k in HOSTVAR_KEYS if k in hv}
+        out[h] = {k: plain(hv[k]) for k in HOSTVAR_KEYS if k in hv}
     return out
 
 
@@ -54,18 +40,18 @@ def _wrap(func):
 
 @_wrap
 def flow_plan(flows, groups, hostvars, max_flows=plan_lib.DEFAULT_MAX_FLOWS):
-    groups = _plain(groups)
-    return plan_lib.make_plan(_plain(flows), groups, _hostvars(hostvars, groups.get("all", [])), max_flows=max_flows)
+    groups = plain(groups)
+    return plan_lib.make_plan(plain(flows), groups, _hostvars(hostvars, groups.get("all", [])), max_flows=max_flows)
 
 
 @_wrap
 def trace_targets(probe_result, limit=30):
-    return plan_lib.trace_targets(None, _plain(probe_result), limit=int(limit))
+    return plan_lib.trace_targets(None, plain(probe_result), limit=int(limit))
 
 
 @_wrap
 def explain(plan, hostvars):
-    plan = _plain(plan)
+    plan = plain(plan)
     hv = _hostvars(hostvars, set(plan["gather"]) | set(plan["sources"]))
     flows, hosts = plan_lib.assemble(plan, hv)
     return explain_lib.explain(flows, hosts)
@@ -73,22 +59,22 @@ def explain(plan, hostvars):
 
 @_wrap
 def explain_facts(flows, hosts=None):
-    return explain_lib.explain(_plain(flows), _plain(hosts or {}))
+    return explain_lib.explain(plain(flows), plain(hosts or {}))
 
 
 @_wrap
 def report_markdown(report):
-    return report_lib.markdown(_plain(report))
+    return report_lib.markdown(plain(report))
 
 
 @_wrap
 def report_html(report):
-    return report_lib.html_page(_plain(report))
+    return report_lib.html_page(plain(report))
 
 
 @_wrap
 def report_summary(report):
-    return report_lib.summary_lines(_plain(report))
+    return report_lib.summary_lines(plain(report))
 
 
 class FilterModule(object):

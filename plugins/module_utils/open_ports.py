@@ -253,6 +253,22 @@ def normalize_management(mgmt):
     return {"source": source, "address": address, "port": port}
 
 
+# the ``management`` option of the modules that change a firewall (documented in the
+# netdiag.reachability.management doc fragment)
+MANAGEMENT_ARG_SPEC = dict(type="dict", options=dict(
+    source=dict(type="str", required=True),
+    address=dict(type="str"),
+    port=dict(type="int", default=22),
+))
+
+
+def module_management(param, ssh_connection):
+    """The connection a module must not cut: its ``management`` option, else the ssh connection
+    it runs over (``SSH_CONNECTION``); None when neither is known (the guard is then skipped)."""
+    mgmt = param or management_from_ssh_connection(ssh_connection)
+    return normalize_management(mgmt) if mgmt else None
+
+
 def _describe_mgmt(mgmt):
     return "new ssh connections from %s to %s port %d/tcp" % (mgmt["source"], mgmt.get("address") or "this host", mgmt["port"])
 

@@ -9,6 +9,8 @@ error everywhere.
 
 from __future__ import annotations
 
+import ipaddress
+
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
 
 PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
@@ -94,3 +96,28 @@ def expand_port_specs(specs, default_protocol=None, limit=None):
             if limit is not None and len(out) > limit:
                 raise InputError("port specs %r expand to more than %d ports" % (list(specs), limit))
     return out
+
+
+def change_request(ports, state="present", source=None, protocols=PROTOCOLS, allow_any=False):
+    """The validated core of a port-opening request (the *_port and raw_rule modules):
+    ``(specs, source)`` with ``specs`` the de-duplicated ``(first, last, protocol)`` ranges and
+    ``source`` the normalised address or network (``None`` for anywhere; ``any`` or an empty
+    string mean anywhere when ``allow_any``)."""
+    if state not in ("present", "absent"):
+        raise InputError("invalid state %r: expected present or absent" % (state,))
+    if not isinstance(ports, list) or not ports:
+        raise InputError("invalid ports %r: give a non-empty list such as [\"80/tcp\"]" % (ports,))
+    specs = []
+    for spec in ports:
+        p = parse_port_spec(spec, default_protocol="tcp", protocols=protocols)
+        item = (p["first"], p["last"], p["protocol"])
+        if item not in specs:
+            specs.append(item)
+    if source is None or allow_any and str(source).strip() in ("", "any"):
+        return specs, None
+    try:
+        net = ipaddress.ip_network(str(source).strip(), strict=False)
+    except ValueError:
+        raise InputError("invalid source %r (expected an IP address or network%s)"
+                         % (source, ", or any" if allow_any else ""))
+    return specs, str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)

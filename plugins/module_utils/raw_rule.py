@@ -26,7 +26,7 @@ import subprocess
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
     InputError, MissingDependency, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils.open_ports import WouldCutManagement
-from ansible_collections.netdiag.reachability.plugins.module_utils.ports import format_port_spec, parse_port_spec
+from ansible_collections.netdiag.reachability.plugins.module_utils.ports import change_request, format_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import iptables as ipt
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import nftables as nft
@@ -60,23 +60,7 @@ class RawRuleError(NetdiagError):
 def normalize_request(backend, ports, state="present", source=None, address=None):
     if backend not in BACKENDS:
         raise InputError("invalid backend %r: expected one of %s" % (backend, ", ".join(BACKENDS)))
-    if state not in ("present", "absent"):
-        raise InputError("invalid state %r: expected present or absent" % (state,))
-    if not isinstance(ports, list) or not ports:
-        raise InputError("invalid ports %r: give a non-empty list such as [\"80/tcp\"]" % (ports,))
-    specs = []
-    for spec in ports:
-        p = parse_port_spec(spec, default_protocol="tcp")
-        item = (p["first"], p["last"], p["protocol"])
-        if item not in specs:
-            specs.append(item)
-    src = None
-    if source is not None:
-        try:
-            net = ipaddress.ip_network(str(source).strip(), strict=False)
-        except ValueError:
-            raise InputError("invalid source %r (expected an IP address or network)" % (source,))
-        src = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+    specs, src = change_request(ports, state, source)
     if address is not None:
         try:
             address = str(ipaddress.ip_address(str(address).strip()))

@@ -16,13 +16,12 @@ from the controller is refused and nothing is changed.
 from __future__ import annotations
 
 import copy
-import ipaddress
 import subprocess
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
-    InputError, MissingDependency, NetdiagError)
+    MissingDependency, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils.open_ports import ufw_guard
-from ansible_collections.netdiag.reachability.plugins.module_utils.ports import format_port_spec, parse_port_spec
+from ansible_collections.netdiag.reachability.plugins.module_utils.ports import change_request, format_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import ufw as ufw_rules
 
 
@@ -31,23 +30,7 @@ class UfwError(NetdiagError):
 
 
 def normalize_request(ports, state="present", source=None):
-    if state not in ("present", "absent"):
-        raise InputError("invalid state %r: expected present or absent" % (state,))
-    if not isinstance(ports, list) or not ports:
-        raise InputError("invalid ports %r: give a non-empty list such as [\"80/tcp\"]" % (ports,))
-    specs = []
-    for spec in ports:
-        p = parse_port_spec(spec, default_protocol="tcp", protocols=("tcp", "udp"))
-        item = (p["first"], p["last"], p["protocol"])
-        if item not in specs:
-            specs.append(item)
-    src = None
-    if source is not None and str(source).strip() not in ("", "any"):
-        try:
-            net = ipaddress.ip_network(str(source).strip(), strict=False)
-        except ValueError:
-            raise InputError("invalid source %r (expected an IP address or network, or any)" % (source,))
-        src = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+    specs, src = change_request(ports, state, source, protocols=("tcp", "udp"), allow_any=True)
     return {"ports": specs, "state": state, "source": src}
 
 

@@ -66,23 +66,8 @@ options:
   chain:
     description: The chain of the blocking rule as the report named it (a hint; a different one is noted).
     type: str
-  management:
-    description:
-      - The management connection to protect. Defaults to the ssh connection the module runs over
-        (C(SSH_CONNECTION)); when none is known the guard is skipped and RV(guard) says so.
-    type: dict
-    suboptions:
-      source:
-        description: Address the management connection comes from (the controller).
-        type: str
-        required: true
-      address:
-        description: This host's address the management connection goes to.
-        type: str
-      port:
-        description: The ssh port.
-        type: int
-        default: 22
+extends_documentation_fragment:
+  - netdiag.reachability.management
 attributes:
   check_mode:
     support: full
@@ -160,7 +145,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
     InputError, MissingDependency, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils.open_ports import (
-    WouldCutManagement, management_from_ssh_connection, normalize_management)
+    MANAGEMENT_ARG_SPEC, WouldCutManagement, module_management)
 from ansible_collections.netdiag.reachability.plugins.module_utils.raw_rule import ensure, normalize_request
 
 
@@ -175,18 +160,13 @@ def main():
             family=dict(type="str"),
             table=dict(type="str"),
             chain=dict(type="str"),
-            management=dict(type="dict", options=dict(
-                source=dict(type="str", required=True),
-                address=dict(type="str"),
-                port=dict(type="int", default=22),
-            )),
+            management=MANAGEMENT_ARG_SPEC,
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
-        mgmt = p["management"] or management_from_ssh_connection(os.environ.get("SSH_CONNECTION"))
-        mgmt = normalize_management(mgmt) if mgmt else None
+        mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
         address = p["address"] or (mgmt or {}).get("address")
         request = normalize_request(p["backend"], p["ports"], p["state"], p["source"], address)
         hints = {"family": p["family"], "table": p["table"], "chain": p["chain"]}

@@ -43,23 +43,8 @@ options:
   source:
     description: Allow only from this address or network. Without it, from anywhere (IPv4 and IPv6).
     type: str
-  management:
-    description:
-      - The management connection to protect. Defaults to the ssh connection the module runs over
-        (C(SSH_CONNECTION)); when none is known the guard is skipped and RV(guard) says so.
-    type: dict
-    suboptions:
-      source:
-        description: Address the management connection comes from (the controller).
-        type: str
-        required: true
-      address:
-        description: This host's address the management connection goes to.
-        type: str
-      port:
-        description: The ssh port.
-        type: int
-        default: 22
+extends_documentation_fragment:
+  - netdiag.reachability.management
 attributes:
   check_mode:
     support: full
@@ -137,7 +122,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
     InputError, MissingDependency, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils.open_ports import (
-    WouldCutManagement, management_from_ssh_connection, normalize_management)
+    MANAGEMENT_ARG_SPEC, WouldCutManagement, module_management)
 from ansible_collections.netdiag.reachability.plugins.module_utils.ufw_port import ensure, normalize_request
 
 
@@ -147,19 +132,14 @@ def main():
             ports=dict(type="list", elements="raw", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             source=dict(type="str"),
-            management=dict(type="dict", options=dict(
-                source=dict(type="str", required=True),
-                address=dict(type="str"),
-                port=dict(type="int", default=22),
-            )),
+            management=MANAGEMENT_ARG_SPEC,
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
         request = normalize_request(p["ports"], p["state"], p["source"])
-        mgmt = p["management"] or management_from_ssh_connection(os.environ.get("SSH_CONNECTION"))
-        mgmt = normalize_management(mgmt) if mgmt else None
+        mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
         result = ensure(request, check_mode=module.check_mode, management=mgmt)
     except MissingDependency as exc:
         module.fail_json(msg=str(exc), package=exc.package, changed=False)
