@@ -2,7 +2,9 @@
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """diagnose on 20 lab hosts x 5 ports each: wall time of the whole playbook and module round
-trips per host (issue 7's aim: under 60 s on these 2-core machines).
+trips per host (issue 7's aim: under 60 s on these 2-core machines), side by side with what a
+user would run by hand for the same raw evidence (nmap from the source + listen_ports_facts on
+every destination; no verdict, no rule, no fix).
 
 Builds its own lab (topologies/minimal.yml + 18 scale hosts = 20 hosts + the router), so it
 needs the machine's lab slot to itself; tears it down after.
@@ -63,14 +65,40 @@ def main():
                             "round_trips_per_host": {"max": max(per_host.values()), "median": sorted(per_host.values())[len(per_host) // 2],
                                                      "source": per_host.get("client")}})
             print(json.dumps(results[-1]))
+        baseline = [manual_baseline(lab, dests) for _run in range(a.runs)]
+        print(json.dumps(baseline))
     finally:
         netlab.release(pin)
     out = {"bench": "diagnose", "hosts": len(lab.hosts) - 1, "ports_per_host": 5, "lab_build_s": round(build, 2),
-           "runs": results, "date": time.strftime("%Y-%m-%d")}
+           "runs": results, "manual_baseline": baseline,
+           "ratio_diagnose_over_baseline": round(min(r["wall_s"] for r in results) / min(b["wall_s"] for b in baseline), 2),
+           "date": time.strftime("%Y-%m-%d")}
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "diagnose.json"), "w") as fh:
         json.dump(out, fh, indent=1)
     print(json.dumps(out, indent=1))
+
+
+def manual_baseline(lab, dests):
+    """What a user would run instead, by hand, to collect the same raw evidence (and no verdict):
+    nmap from the source to every destination port, and community.general.listen_ports_facts
+    on every destination."""
+    addrs = [lab.hosts[h].address for h in dests]
+    t = time.monotonic()
+    nmap = lab.exec("client", ["nmap", "-n", "-Pn", "-sS", "-sU", "-T4", "--reason", "-p", "T:22,80,443,8080,U:53"]
+                    + addrs, timeout=600)
+    nmap_s = time.monotonic() - t
+    env = lab.env()
+    env.update(lab.json_env())
+    t = time.monotonic()
+    proc = subprocess.run([lab.ansible_bin("ansible"), "-i", lab.inventory, ",".join(dests),
+                           "-m", "community.general.listen_ports_facts"],
+                          capture_output=True, text=True, env=env, check=False)
+    facts_s = time.monotonic() - t
+    if proc.returncode != 0:
+        sys.exit("listen_ports_facts failed:\n" + proc.stdout[-3000:] + proc.stderr[-3000:])
+    return {"wall_s": round(nmap_s + facts_s, 2), "nmap_s": round(nmap_s, 2),
+            "listen_ports_facts_s": round(facts_s, 2), "nmap_ports": nmap.stdout.count("/tcp") + nmap.stdout.count("/udp")}
 
 
 if __name__ == "__main__":

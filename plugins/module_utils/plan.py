@@ -207,11 +207,23 @@ def assemble(plan, hostvars):
     return flows, hosts
 
 
+def _answered_by_destination(result):
+    reply = result.get("reply") or {}
+    if reply.get("sender_is_target") is not None:
+        return bool(reply["sender_is_target"])
+    sender = reply.get("sender")
+    if sender is None:
+        return reply.get("kind") in ("syn-ack", "rst", "udp")
+    return sender == result.get("address")
+
+
 def trace_targets(plan, probe_result, limit=30):
-    """The flows of one source worth a trace: not open, one per (address, port, protocol)."""
+    """The flows of one source worth a trace: not open, one per (address, port, protocol), and
+    not answered by the destination itself (a reset or an ICMP error from the destination shows
+    the packet got there: the path is not in question and a trace would only cost time)."""
     out, seen = [], set()
     for r in (probe_result or {}).get("results") or []:
-        if r.get("state") == "open":
+        if r.get("state") == "open" or _answered_by_destination(r):
             continue
         key = (r.get("address"), r.get("port"), r.get("protocol"))
         if key in seen:

@@ -166,3 +166,22 @@ def test_the_culprit_names_the_layer_that_really_decided(facts, address, port, l
         assert "firewalld zone public" in culprit["text"]
     if layer is None:
         assert "zone" not in culprit and "firewalld" not in culprit["text"]
+
+
+def test_flows_answered_by_the_destination_are_not_traced_and_need_no_trace(facts):
+    # the plan skips the trace when the destination itself answered (reset, ICMP error): the
+    # verdict must then be the same without it
+    from ansible_collections.netdiag.reachability.plugins.module_utils.plan import trace_targets
+    results = [f["probe"] for f in facts["flows"]]
+    traced = {(t["address"], t["port"]) for t in trace_targets(None, {"results": results}, limit=100)}
+    skipped = 0
+    for f in facts["flows"]:
+        key = (f["address"], f["port"])
+        if f["probe"]["state"] == "open" or key in traced:
+            continue
+        skipped += 1
+        with_trace, without = one(facts, *key), one(facts, *key, trace=None)
+        assert (without["cause"], without["culprit"]) == (with_trace["cause"], with_trace["culprit"]), key
+    # silent flows and rejects sent by the router are still traced
+    assert ("10.200.2.10", 8081) in traced and ("10.200.2.10", 8082) in traced and ("10.200.2.18", 80) in traced
+    assert skipped >= 6
