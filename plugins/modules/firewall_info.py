@@ -32,7 +32,8 @@ author:
   - netdiag.reachability developers (@netdiag)
 requirements:
   - Root on the target (reading nftables and iptables needs it).
-  - C(python3-firewall) for the target's Python to read firewalld.
+  - C(python3-firewall) for the target's Python to read firewalld's runtime configuration; without it the
+    permanent configuration is read from the XML files with the standard library, and a warning says so.
 options:
   layers:
     description:
@@ -173,7 +174,8 @@ local_addresses:
 firewalld:
   description:
     - firewalld's configuration; null when firewalld is not installed or not read.
-    - C(running), C(read_with) (V(dbus) or V(offline (firewall.core.io))), C(reason) (why offline), C(version),
+    - C(running) (null when not known), C(read_with) (V(dbus), V(offline (firewall.core.io)) when the daemon
+      is not running, or V(xml (standard library; no firewalld bindings))), C(reason) (why offline), C(version),
       C(backend), C(default_zone); C(runtime) and C(permanent) (C(default_zone) and C(zones) - per zone
       C(target) (V(default), V(ACCEPT), V(REJECT), V(DROP)), C(interfaces), C(sources), C(services),
       C(service_ports), C(ports), C(protocols), C(source_ports), C(forward_ports), C(masquerade), C(forward),

@@ -6,9 +6,11 @@
 Reading reuses the firewalld library of this collection (``module_utils.firewalld``):
 ``connect()`` gives the running daemon over D-Bus (``firewall.client``), or the permanent
 XML under /etc/firewalld + /usr/lib/firewalld read with firewalld's own zone reader when the
-daemon is not running.  Facts::
+daemon is not running, or with the standard library (``rules.firewalld_xml``) when the
+bindings are not installed.  Facts::
 
-    {"running": bool, "read_with": "dbus" | "offline (firewall.core.io)", "reason": str|None,
+    {"running": bool (None: not known), "read_with": "dbus" | "offline (firewall.core.io)" |
+     "xml (standard library; no firewalld bindings)", "reason": str|None,
      "version", "backend": "nftables"|"iptables"|None, "default_zone",
      "runtime": {"default_zone", "zones": {NAME: ZONE}} | None,
      "permanent": {"default_zone", "zones": {NAME: ZONE}},
@@ -29,7 +31,8 @@ import ipaddress
 import os
 
 from ansible_collections.netdiag.reachability.plugins.module_utils import firewalld as fwd
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules import firewalld_xml
 
 _TARGETS = {"%%REJECT%%": "REJECT", "REJECT": "REJECT", "ACCEPT": "ACCEPT", "DROP": "DROP",
             "default": "default", "{chain}_{zone}": "default", "": "default"}
@@ -48,6 +51,11 @@ class _Reader(object):
         self.backend = backend
 
     def zone(self, name, permanent):
+        if getattr(self.backend, "xml", False):
+            raw = self.backend.zone_raw(name)
+            settings = fwd.normalize_settings(raw)
+            settings["target"] = _target(raw.get("target"))
+            return settings
         settings = self.backend.settings(name, permanent)
         # normalize_settings() folds %%REJECT%% into "default"; the zone-level answer needs it
         if self.backend.offline:
@@ -60,7 +68,11 @@ class _Reader(object):
         return settings
 
     def service(self, name, permanent):
-        if self.backend.offline:
+        if getattr(self.backend, "xml", False):
+            raw = self.backend.service_raw(name)
+            if raw is None:
+                return None
+        elif self.backend.offline:
             from firewall.core.io import service as service_io  # the zone reader imported, so does this
             for root in (self.backend.config_root, self.backend.system_root):
                 path = os.path.join(root, "services")
@@ -164,16 +176,25 @@ def read_firewalld(config_root=fwd.ETC_ROOT, system_root=fwd.USR_ROOT, connect=N
     """Read firewalld: runtime and permanent over D-Bus, or the permanent files offline.
 
     Returns None when firewalld is not installed (neither configuration directory exists).
-    Raises MissingDependency when it is installed but the Python bindings are not.
+    Without the Python bindings it reads the permanent XML with the standard library and says so.
     """
     if not os.path.isdir(config_root) and not os.path.isdir(system_root):
         return None
-    backend, reason = (connect or fwd.connect)(config_root, system_root)
+    try:
+        backend, reason = (connect or fwd.connect)(config_root, system_root)
+    except MissingDependency as exc:
+        # fall back to the files, with the standard library: the permanent configuration only
+        backend = firewalld_xml.XmlBackend(config_root, system_root)
+        reason = "%s; read the permanent XML instead, the runtime configuration is not known" % exc
     reader = _Reader(backend)
     services, missing = {}, set()
-    facts = {"running": not backend.offline, "reason": reason, "version": None, "backend": None,
-             "read_with": "offline (firewall.core.io)" if backend.offline else "dbus",
+    xml = getattr(backend, "xml", False)
+    facts = {"running": None if xml else not backend.offline, "reason": reason, "version": None, "backend": None,
+             "read_with": "xml (standard library; no firewalld bindings)" if xml else
+             "offline (firewall.core.io)" if backend.offline else "dbus",
              "runtime": None, "permanent": None, "services": services, "differences": [], "warnings": []}
+    if xml:
+        facts["warnings"].append(reason)
     if backend.offline:
         facts["backend"] = _conf_value(config_root, "FirewallBackend") or "nftables"
         facts["permanent"] = {"default_zone": backend.default_zone(), "zones": _config(reader, True, services, missing)}
