@@ -20,6 +20,7 @@ import socket
 import time
 
 from ansible_collections.netdiag.reachability.plugins.module_utils import icmp as icmp_tables
+from ansible_collections.netdiag.reachability.plugins.module_utils import pmtu
 from ansible_collections.netdiag.reachability.plugins.module_utils import probe_wire as wire
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import BackendUnavailable, InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils.ports import parse_port
@@ -103,14 +104,15 @@ def _icmp_result(family, ee, rtt):
 
 
 def trace(address, port=None, protocol="tcp", max_hops=30, timeout=2.0, first_hop=1, wave_size=3,
-          max_silent_hops=6):
+          max_silent_hops=6, mtu=False):
     """Trace the path to ``address`` (and ``port`` for tcp/udp).
 
     Returns ``{address, family, protocol, port, hops: [...], verdict, reached, state,
     last_responding_hop, blocking_hop, destination_ttl}``; each hop is
     ``{ttl, address, reply, icmp_type, icmp_code, icmp_name, rtt_ms}`` with ``reply`` one of
     ``time-exceeded``, ``icmp`` (an error other than time-exceeded), ``syn-ack``, ``rst``,
-    ``udp``, ``echo-reply`` or None (no answer within ``timeout``).
+    ``udp``, ``echo-reply`` or None (no answer within ``timeout``).  With ``mtu``, also
+    ``path_mtu`` (see :func:`pmtu.path_mtu`; UDP to ``port`` for a udp trace, else to 33434).
     """
     protocol = str(protocol).lower()
     if protocol not in PROTOCOLS:
@@ -153,7 +155,10 @@ def trace(address, port=None, protocol="tcp", max_hops=30, timeout=2.0, first_ho
                     break
         if terminal or silent_run >= max_silent_hops:
             break
-    return _verdict(address, addr, family, protocol, port, hops)
+    result = _verdict(address, addr, family, protocol, port, hops)
+    if mtu:
+        result["path_mtu"] = pmtu.path_mtu(family, addr, port if protocol == "udp" else None, timeout=timeout)
+    return result
 
 
 def _run_wave(hops, family, addr, protocol, port, timeout):

@@ -19,7 +19,9 @@ description:
     needs a ping socket (C(net.ipv4.ping_group_range)) or root.
   - TTLs are sent in small waves because routers rate-limit the ICMP errors they send to one source.
   - A TCP probe that reaches an open port completes a real handshake, which is closed at once.
-  - Path MTU discovery is not implemented.
+  - With O(mtu=true) it also measures the path MTU - UDP datagrams with the DF bit set, shrunk to the MTU
+    a router reports with ICMP "fragmentation needed" (ICMPv6 "packet too big"), confirmed by the
+    destination's answer; sizes that vanish without any ICMP error are searched to bound a PMTU black hole.
 author:
   - netdiag.reachability developers (@netdiag)
 options:
@@ -55,6 +57,13 @@ options:
     description: Stop after this many silent TTLs in a row.
     type: int
     default: 6
+  mtu:
+    description:
+      - Also measure the path MTU (RV(path_mtu)). The UDP probes go to O(port) for a C(udp) trace, else to
+        port 33434, where nothing listens and the destination answers ICMP port unreachable.
+      - The host's kernel caches an MTU a router reports, as it does for any traffic (about 10 minutes).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -77,6 +86,18 @@ EXAMPLES = r"""
 - name: Show the hop that blocks
   ansible.builtin.debug:
     msg: "{{ path.reason }}"
+
+- name: Big transfers hang but small requests work - measure the path MTU too
+  netdiag.reachability.trace:
+    address: 10.0.2.15
+    port: 443
+    mtu: true
+  delegate_to: web01
+  register: path
+
+- name: Show the path MTU and who reported it
+  ansible.builtin.debug:
+    msg: "{{ path.path_mtu.reason }}"
 """
 
 RETURN = r"""
@@ -158,6 +179,44 @@ last_responding_hop:
   type: dict
   returned: always
   sample: {"ttl": 1, "address": "10.200.1.1"}
+path_mtu:
+  description: The path MTU, with O(mtu=true).
+  type: dict
+  returned: when O(mtu=true)
+  contains:
+    mtu:
+      description: The largest packet (IP header included) that crosses the path, null when not known.
+      type: int
+      sample: 1400
+    local_mtu:
+      description: The MTU of the interface the route to the address uses.
+      type: int
+      sample: 1500
+    verdict:
+      description:
+        - V(confirmed) (a packet of RV(path_mtu.mtu) bytes got an answer from the destination), V(black_hole)
+          (it did, but larger packets vanish without an ICMP error), V(reported) (a router reported the MTU;
+          nothing confirmed it end to end) or V(unknown).
+      type: str
+      sample: confirmed
+    reason:
+      description: The finding in one sentence.
+      type: str
+      sample: path MTU to 10.200.2.10 is 1400 bytes (reported by 10.200.1.1, 1400), confirmed by an answer from the destination
+    reported_by:
+      description: The routers that answered "fragmentation needed", with the MTU each reported.
+      type: list
+      elements: dict
+      sample: [{"address": "10.200.1.1", "mtu": 1400}]
+    udp_port:
+      description: The UDP port the probes went to.
+      type: int
+      sample: 33434
+    probes:
+      description: Each probe - C(size), C(reply) (V(too-big), V(icmp), V(answer), V(local-too-big) or null), C(address), C(mtu), C(rtt_ms).
+      type: list
+      elements: dict
+      sample: [{"size": 1500, "reply": "too-big", "address": "10.200.1.1", "mtu": 1400, "rtt_ms": 0.3}]
 hops:
   description: One entry per TTL probed, in order, up to the final answer.
   type: list
@@ -211,6 +270,7 @@ def main():
             timeout=dict(type="float", default=2.0),
             wave_size=dict(type="int", default=3),
             max_silent_hops=dict(type="int", default=6),
+            mtu=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -218,7 +278,7 @@ def main():
     try:
         result = trace(p["address"], port=p["port"], protocol=p["protocol"], max_hops=p["max_hops"],
                        timeout=p["timeout"], first_hop=p["first_hop"], wave_size=p["wave_size"],
-                       max_silent_hops=p["max_silent_hops"])
+                       max_silent_hops=p["max_silent_hops"], mtu=p["mtu"])
     except NetdiagError as exc:
         module.fail_json(msg=str(exc))
     result.pop("target", None)

@@ -1,4 +1,5 @@
 """trace against the lab: the verdict names the hop that blocks (seed 003), over ssh as users run it."""
+import json
 import time
 
 import pytest
@@ -47,3 +48,54 @@ def test_trace_runs_unprivileged(lab):
 def test_bad_port_is_a_clear_failure(lab):
     res = lab.module("client", "netdiag.reachability.trace", {"address": "10.200.2.10", "port": 70000})
     assert res.get("failed") and "70000" in res["msg"]
+
+
+@pytest.fixture
+def narrow_back_link(lab):
+    """The router's link to 10.200.2.0/24 at MTU 1400 for one test; restored after, also on failure."""
+    route = json.loads(lab.exec("router", ["ip", "-j", "route", "get", "10.200.2.10"]).stdout)[0]
+    dev = route["dev"]
+    before = json.loads(lab.exec("router", ["ip", "-j", "link", "show", dev]).stdout)[0]["mtu"]
+    lab.exec("router", ["ip", "link", "set", "dev", dev, "mtu", "1400"])
+    try:
+        yield dev
+    finally:
+        lab.exec("router", ["ip", "link", "set", "dev", dev, "mtu", str(before)])
+        lab.exec("router", ["nft", "delete", "table", "inet", "ndtest_pmtu"], check=False)
+        for host in ("client", "router"):
+            lab.exec(host, ["ip", "route", "flush", "cache"], check=False)
+
+
+def test_path_mtu_reported_by_the_router_and_confirmed_by_the_target(lab, narrow_back_link):
+    res = lab.module("client", "netdiag.reachability.trace",
+                     {"address": "10.200.2.10", "port": 80, "max_hops": 4, "timeout": 1.0, "mtu": True},
+                     become_user="netdiag")
+    assert not res.get("failed"), res
+    pm = res["path_mtu"]
+    assert pm["local_mtu"] == 1500
+    assert pm["mtu"] == 1400 and pm["verdict"] == "confirmed", pm["reason"]
+    assert pm["reported_by"] == [{"address": "10.200.1.1", "mtu": 1400}]
+    assert res["verdict"] == "reached"          # the trace itself is unchanged
+
+
+def test_path_mtu_black_hole_is_named_and_bounded(lab, narrow_back_link):
+    # the router stops sending "fragmentation needed": big packets now vanish silently
+    lab.exec("router", ["nft", "add table inet ndtest_pmtu; add chain inet ndtest_pmtu out "
+                        "{ type filter hook output priority 0; }; add rule inet ndtest_pmtu out "
+                        "icmp type destination-unreachable icmp code frag-needed drop"])
+    lab.exec("client", ["ip", "route", "flush", "cache"])
+    res = lab.module("client", "netdiag.reachability.trace",
+                     {"address": "10.200.2.10", "port": 80, "max_hops": 4, "timeout": 1.0, "mtu": True})
+    pm = res["path_mtu"]
+    assert pm["verdict"] == "black_hole", pm
+    assert pm["reported_by"] == []
+    # bounded: the largest size that got through is at most the real MTU and close to it
+    assert 1380 <= pm["mtu"] <= 1400, pm["reason"]
+    assert "black hole" in pm["reason"]
+
+
+def test_path_mtu_without_a_narrow_link_is_the_interface_mtu(lab):
+    res = lab.module("client", "netdiag.reachability.trace",
+                     {"address": "10.200.2.14", "port": 53, "protocol": "udp", "max_hops": 4, "timeout": 1.0, "mtu": True})
+    pm = res["path_mtu"]
+    assert (pm["mtu"], pm["verdict"], pm["udp_port"]) == (1500, "confirmed", 53), pm
