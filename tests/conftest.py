@@ -20,7 +20,6 @@ if COLLECTIONS not in sys.path:
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures")
 
 
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (CI=true or NETDIAG_STRICT=1) a skipped test is a failure: a missing dependency or

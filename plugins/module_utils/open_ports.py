@@ -387,4 +387,3 @@ def ufw_guard(before, after, mgmt):
         raise WouldCutManagement("refusing to change ufw: it would no longer accept %s (before: %s %s; after: %s %s)"
                                  % (_describe_mgmt(mgmt), was, why_was, now, why_now))
     return ["ufw: %s before (%s), %s after (%s)" % (was, why_was, now, why_now)]
-

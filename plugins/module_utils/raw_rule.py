@@ -239,7 +239,7 @@ def plan_absent(ruleset, request):
     """Our rules (by comment) for the requested ports and source: (deletes, predicted ruleset)."""
     model = copy.deepcopy(ruleset)
     deletes = []
-    wanted = {(f, last, p) for f, last, p in request["ports"]}
+    wanted = set(request["ports"])
     for table in model["tables"]:
         if table["backend"] != request["backend"]:
             continue
@@ -250,7 +250,7 @@ def plan_absent(ruleset, request):
                 proto, ports = _rule_ports(rule)
                 src = [m for m in rule["matches"] if m.get("key") == "src"]
                 src_ok = (not src and not request["source"]) or (
-                    src and request["source"] and str(src[0]["values"][0]).split("/")[0] == request["source"].split("/")[0])
+                    src and request["source"] and str(src[0]["values"][0]).split("/", maxsplit=1)[0] == request["source"].split("/", maxsplit=1)[0])
                 if _is_ours(rule) and src_ok and any((lo, hi, proto) in wanted for lo, hi in ports):
                     mine.append((pos, rule))
                 else:

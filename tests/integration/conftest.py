@@ -5,7 +5,9 @@ still finalises session fixtures) and SIGTERM (turned into KeyboardInterrupt bel
 ``atexit`` hook is the last line of defence.
 """
 import atexit
+import hashlib
 import os
+import re
 import signal
 import sys
 
@@ -50,3 +52,34 @@ def lab():
     finally:
         teardown()
         signal.signal(signal.SIGTERM, previous)
+
+
+# firewalld rewrites a zone file on every permanent change: compare the zones' content (C14N sorts attributes)
+_ZONES_C14N = ("python3 -c 'import glob, xml.etree.ElementTree as E; "
+               "[print(f, E.canonicalize(from_file=f, strip_text=True)) for f in sorted(glob.glob(\"/etc/firewalld/zones/*.xml\"))]'")
+
+
+def state_hash(lab, host):
+    """A hash of every firewall's configuration on ``host`` (counters left out)."""
+    text = lab.exec(host, ["sh", "-c", "nft list ruleset; iptables-save 2>/dev/null | grep -v '^#'; "
+                           "iptables-legacy-save 2>/dev/null | grep -v '^#'; " + _ZONES_C14N + "; "
+                           "cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null"]).stdout
+    text = re.sub(r"\[\d+:\d+\]|counter packets \d+ bytes \d+", "", text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def restore(lab):
+    """Register (host, undo argv list); on teardown run the undo commands and check the host is as before."""
+    saved = []
+
+    def register(host, undo):
+        saved.append((host, undo, state_hash(lab, host)))
+    yield register
+    errors = []
+    for host, undo, before in saved:
+        for argv in undo:
+            lab.exec(host, argv, check=False)
+        if state_hash(lab, host) != before:
+            errors.append(host)
+    assert not errors, "state not restored on %s" % errors

@@ -1,12 +1,12 @@
 """The diagnose and audit playbooks against the seeds lab, run as a user runs them:
 every seed scenario gets the right cause and culprit, healthy flows are ok, audit fails on
 exactly the flows that differ from expect, and nothing on any host changes."""
-import hashlib
 import json
 import os
-import re
 
 import pytest
+
+from conftest import state_hash
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FLOWS = os.path.join(ROOT, "tests", "lab", "flows", "seeds.yml")
@@ -33,16 +33,8 @@ EXPECTED = {  # (address, port): (cause, text in the culprit, text in the fix)
 
 
 def _state_hashes(lab):
-    """What diagnose must never change: every host's ruleset, iptables and firewalld config."""
-    out = {}
-    for name in lab.hosts:
-        text = lab.exec(name, ["sh", "-c", "nft list ruleset; iptables-save 2>/dev/null | grep -v '^#'; "
-                               "iptables-legacy-save 2>/dev/null | grep -v '^#'; "
-                               "cat /etc/firewalld/zones/*.xml 2>/dev/null; cat /etc/ufw/user.rules 2>/dev/null"]).stdout
-        # packet/byte counters move with traffic; rules and configuration must not
-        text = re.sub(r"\[\d+:\d+\]|counter packets \d+ bytes \d+", "", text)
-        out[name] = hashlib.sha256(text.encode()).hexdigest()
-    return out
+    """What diagnose must never change: every host's firewall rules and configuration."""
+    return {name: state_hash(lab, name) for name in lab.hosts}
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,6 @@ def test_deciding_rule_matches_nft_trace(lab, matrix, host):
     entry = data[host]
     sample = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp"][:60]
     ports = sorted({p["dport"] for p, _v in sample})
-    dst = entry["addr"]
     setup = ("nft add table inet ndx_trace && nft add chain inet ndx_trace pre '{ type filter hook prerouting priority -400; }'"
              " && nft add rule inet ndx_trace pre ip saddr %s ip daddr { %s } tcp dport { %s } meta nftrace set 1"
              % (CLIENT, ", ".join(sorted({p["dst"] for p, _v in sample})), ", ".join(str(p) for p in ports)))

@@ -8,7 +8,6 @@ back the runtime and permanent state of those items in zone public as it found t
 on failure).  Other ports and services of the zone belong to other tests and are left alone.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -17,6 +16,8 @@ import subprocess
 import time
 
 import pytest
+
+from conftest import state_hash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = "netdiag.reachability.firewalld_port"
@@ -93,19 +94,6 @@ def free_port(saved, host, candidates):
     pytest.fail("no free test port on %s" % host)
 
 
-def firewall_state_hash(lab, host):
-    """Hash of what the kernel and the disk hold: nft ruleset, iptables-save, zone XML."""
-    h = hashlib.sha256()
-    # rules made by iptables-nft always count packets: leave the counters out
-    ruleset = re.sub(r"counter packets \d+ bytes \d+", "counter", lab.exec(host, ["nft", "list", "ruleset"]).stdout)
-    h.update(ruleset.encode())
-    save = lab.exec(host, ["iptables-save"]).stdout
-    save = "\n".join(re.sub(r"\[\d+:\d+\]", "", line) for line in save.splitlines() if not line.startswith("#"))
-    h.update(save.encode())
-    h.update(lab.exec(host, ["cat", "/etc/firewalld/zones/%s.xml" % ZONE]).stdout.encode())
-    return h.hexdigest()
-
-
 def run(lab, host, args, check=False):
     return lab.module(host, MODULE, args, check=check)
 
@@ -117,7 +105,7 @@ def test_four_steps(lab, restore, host):
     port = free_port(restore, host, range(9000, 9040))
     args = {"ports": ["%d/tcp" % port, "9050-9052/udp"], "services": ["https"]}
     before = zone_items(lab, host, False), zone_items(lab, host, True)
-    state = firewall_state_hash(lab, host)
+    state = state_hash(lab, host)
 
     # 1. check: changed, with a diff naming what would be added; nothing changes
     res = run(lab, host, args, check=True)
@@ -130,7 +118,7 @@ def test_four_steps(lab, restore, host):
         assert "%s zone public: port %d/tcp" % (side, port) not in res["diff"]["before"].splitlines()
         assert "%s zone public: service https" % side in res["diff"]["after"].splitlines()
     predicted = res["settings"]["after"]
-    assert firewall_state_hash(lab, host) == state, "check mode changed the firewall"
+    assert state_hash(lab, host) == state, "check mode changed the firewall"
     assert (zone_items(lab, host, False), zone_items(lab, host, True)) == before
 
     # 2. real run: changes both sides, exactly as predicted
@@ -142,7 +130,7 @@ def test_four_steps(lab, restore, host):
         ports, services = zone_items(lab, host, permanent)
         assert "%d/tcp" % port in ports and "9050-9052/udp" in ports and "https" in services
         assert "8000/tcp" in ports and "ssh" in services, "other items of the zone must stay"
-    state = firewall_state_hash(lab, host)
+    state = state_hash(lab, host)
 
     # 3. check again: unchanged, and 4. real again: unchanged
     for check in (True, False):
@@ -150,12 +138,12 @@ def test_four_steps(lab, restore, host):
         assert not res.get("failed"), res.get("msg")
         assert res["changed"] is False and res["changes"] == []
         assert res["diff"]["before"] == res["diff"]["after"]
-    assert firewall_state_hash(lab, host) == state
+    assert state_hash(lab, host) == state
 
     # closing: the same four steps back
     args["state"] = "absent"
     res = run(lab, host, args, check=True)
-    assert res["changed"] is True and firewall_state_hash(lab, host) == state
+    assert res["changed"] is True and state_hash(lab, host) == state
     assert run(lab, host, args)["changed"] is True
     assert (zone_items(lab, host, False), zone_items(lab, host, True)) == before
     assert run(lab, host, args, check=True)["changed"] is False
@@ -254,7 +242,7 @@ BAD = [
 
 def test_bad_input_clear_error_nothing_changed(lab, restore):
     host = "fwd-nft"
-    state = firewall_state_hash(lab, host)
+    state = state_hash(lab, host)
     items = our_items(lab, host)
     failures = []
     for args, needle in BAD:
@@ -263,7 +251,7 @@ def test_bad_input_clear_error_nothing_changed(lab, restore):
             failures.append((args, res.get("failed"), res.get("changed"), res.get("msg")))
     assert not failures, failures
     assert our_items(lab, host) == items
-    assert firewall_state_hash(lab, host) == state
+    assert state_hash(lab, host) == state
 
 
 # --------------------------------------------------------------------------- the wire

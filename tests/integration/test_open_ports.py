@@ -1,24 +1,14 @@
 """The open_ports role on the lab: the four steps per backend, check mode changes nothing, a change that
 would cut ssh is refused, bad input changes nothing.  Every test changes its host only inside a fixture
 that restores the exact previous state, and uses ports 9100-9199."""
-import hashlib
 import re
 import textwrap
 
 import pytest
 
+from conftest import state_hash as _state
+
 PORT = 9100
-# firewalld rewrites a zone file on every permanent change: compare the zones' content (C14N sorts attributes)
-_ZONES_C14N = ("python3 -c 'import glob, xml.etree.ElementTree as E; "
-               "[print(f, E.canonicalize(from_file=f, strip_text=True)) for f in sorted(glob.glob(\"/etc/firewalld/zones/*.xml\"))]'")
-
-
-def _state(lab, host):
-    text = lab.exec(host, ["sh", "-c", "nft list ruleset; iptables-save 2>/dev/null | grep -v '^#'; "
-                           "iptables-legacy-save 2>/dev/null | grep -v '^#'; " + _ZONES_C14N + "; "
-                           "cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null"]).stdout
-    text = re.sub(r"\[\d+:\d+\]|counter packets \d+ bytes \d+", "", text)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _changed(proc, host):
@@ -46,30 +36,13 @@ def listener(lab):
     def start(host, port=PORT):
         pid = lab.exec(host, ["sh", "-c", "nohup python3 -m http.server %d >/dev/null 2>&1 & echo $!" % port]).stdout.strip()
         started.append((host, pid))
-        for _ in range(50):
+        for _attempt in range(50):
             if ":%d " % port in lab.exec(host, ["sh", "-c", "ss -ltn"]).stdout:
                 return
             lab.exec(host, ["sleep", "0.1"])
     yield start
     for host, pid in started:
         lab.exec(host, ["kill", pid], check=False)
-
-
-@pytest.fixture
-def restore(lab):
-    """Register (host, undo argv list); on teardown run the undo commands and check the host is as before."""
-    saved = []
-
-    def register(host, undo):
-        saved.append((host, undo, _state(lab, host)))
-    yield register
-    errors = []
-    for host, undo, before in saved:
-        for argv in undo:
-            lab.exec(host, argv, check=False)
-        if _state(lab, host) != before:
-            errors.append(host)
-    assert not errors, "state not restored on %s" % errors
 
 
 def _four_steps(lab, play, host, rules, diff_line, applied):
@@ -166,3 +139,54 @@ def test_bad_input_fails_naming_the_value_and_changes_nothing(lab, play, rules, 
 def test_remediate_refuses_a_missing_report(lab):
     proc = lab.playbook("netdiag.reachability.remediate", extra_vars={"open_ports_from_report": "/nonexistent/report.json"})
     assert proc.returncode != 0 and "no such file" in proc.stdout
+
+
+TEN = ["client", "healthy", "fwd-nft", "fwd-ipt", "loopback", "dns", "ipt-reject", "ipt-legacy", "ufw", "nft-drop"]
+
+
+def test_ten_hosts_at_once_each_gets_its_own_port_and_nothing_else(lab, play, restore):
+    """One run of the role on every lab host, each with its own backend and port: all change, none
+    gets another host's port, and a second run changes nothing anywhere."""
+    rules, ports, shows = [], {}, {}
+    for i, host in enumerate(TEN):
+        port = 9170 + i
+        spec = "%d/tcp" % port
+        ports[host] = port
+        if host in ("fwd-nft", "fwd-ipt"):
+            restore(host, [["firewall-cmd", "--zone=public", "--remove-port=" + spec],
+                           ["firewall-cmd", "--permanent", "--zone=public", "--remove-port=" + spec]])
+            rules.append({"host": host, "backend": "firewalld", "ports": [spec]})
+            shows[host] = "firewall-cmd --zone=public --list-ports; firewall-cmd --permanent --zone=public --list-ports"
+        elif host == "ufw":
+            restore(host, [["ufw", "--force", "delete", "allow", "proto", "tcp", "from", "any", "to", "any", "port", str(port)]])
+            rules.append({"host": host, "backend": "ufw", "ports": [spec]})
+            shows[host] = "ufw status"
+        elif host in ("ipt-reject", "ipt-legacy"):
+            cmd = "iptables-nft" if host == "ipt-reject" else "iptables-legacy"
+            saved = lab.exec(host, [cmd + "-save"]).stdout
+            dump = "/tmp/netdiag-ten-%s.rules" % host   # /tmp is shared by every lab host
+            lab.exec(host, ["sh", "-c", "cat > " + dump], input=saved)
+            restore(host, [["sh", "-c", "%s-restore < %s && rm -f %s" % (cmd, dump, dump)]])
+            lab.exec(host, [cmd, "-I", "INPUT", "1", "-p", "tcp", "--dport", str(port), "-j", "DROP"])
+            rules.append({"host": host, "backend": cmd, "ports": [spec]})
+            shows[host] = "%s -S INPUT" % cmd
+        else:
+            restore(host, [["nft", "delete", "table", "inet", "ndtest_ten"]])
+            lab.exec(host, ["nft", "add table inet ndtest_ten; add chain inet ndtest_ten input "
+                            "{ type filter hook input priority 10; }; add rule inet ndtest_ten input tcp dport %d drop" % port])
+            rules.append({"host": host, "backend": "nftables", "ports": [spec]})
+            shows[host] = "nft list ruleset"
+    ev = {"target": ",".join(TEN), "open_ports_rules": rules, "open_ports_allow_raw_rules": True,
+          "open_ports_verify": False}
+    proc = lab.playbook(play, extra_vars=ev)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for host in TEN:
+        changed, failed = _changed(proc, host)
+        assert changed >= 1 and failed == 0, host
+        text = lab.exec(host, ["sh", "-c", shows[host]]).stdout
+        assert str(ports[host]) in text, (host, text)
+        others = [p for h, p in ports.items() if h != host and str(p) in text]
+        assert not others, "%s got the ports of other hosts: %s" % (host, others)
+    again = lab.playbook(play, extra_vars=ev)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert [h for h in TEN if _changed(again, h) != (0, 0)] == []

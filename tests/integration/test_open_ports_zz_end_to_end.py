@@ -3,7 +3,6 @@ ports (the only way to test it), so it runs last and restores every host exactly
 import json
 import os
 
-from test_open_ports import restore  # noqa: F401  (the fixture)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FLOWS = os.path.join(ROOT, "tests", "lab", "flows", "seeds.yml")
@@ -18,7 +17,7 @@ def _diagnose(lab, rdir):
         return json.load(fh)
 
 
-def test_diagnose_remediate_diagnose(lab, tmp_path, restore):  # noqa: F811
+def test_diagnose_remediate_diagnose(lab, tmp_path, restore):
     client = lab.hosts["client"].address
     for host in ("fwd-nft", "fwd-ipt"):
         restore(host, [["firewall-cmd", "--zone=public", "--remove-port=80/tcp"],
