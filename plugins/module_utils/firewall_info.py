@@ -38,7 +38,7 @@ def _active_tables(ruleset, backends):
 
 def local_addresses(run=None):
     """The host's own addresses (``ip -j addr``), or None when they cannot be read."""
-    run = run or iptables._default_run  # pylint: disable=protected-access
+    run = run or iptables.run_command
     got = run(["ip", "-j", "addr", "show"])
     if not got or got[0] != 0:
         return None

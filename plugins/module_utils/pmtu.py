@@ -25,12 +25,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils import probe_
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils.ports import parse_port
 
-IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-IP_MTU = getattr(socket, "IP_MTU", 14)
-IP_PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)
-IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
-IPV6_MTU = getattr(socket, "IPV6_MTU", 24)
-IPV6_PMTUDISC_PROBE = getattr(socket, "IPV6_PMTUDISC_PROBE", 3)
+IP_MTU_DISCOVER, IP_MTU, IP_PMTUDISC_PROBE = wire.IP_MTU_DISCOVER, wire.IP_MTU, wire.IP_PMTUDISC_PROBE
+IPV6_MTU_DISCOVER, IPV6_MTU, IPV6_PMTUDISC_PROBE = wire.IPV6_MTU_DISCOVER, wire.IPV6_MTU, wire.IPV6_PMTUDISC_PROBE
 DEFAULT_PORT = 33434          # traceroute's first UDP port: nothing listens, the target answers 3/3
 MIN_MTU = {4: 576, 6: 1280}   # what every path must carry (RFC 791 / RFC 8200)
 HEADERS = {4: 28, 6: 48}      # IP + UDP header bytes

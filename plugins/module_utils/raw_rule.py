@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import subprocess
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
     InputError, MissingDependency, NetdiagError)
@@ -72,12 +71,7 @@ def normalize_request(backend, ports, state="present", source=None, address=None
 
 # --------------------------------------------------------------------------- reading
 
-def _run(argv):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    except FileNotFoundError:
-        return None
-    return proc.returncode, proc.stdout, proc.stderr
+_run = ipt.run_command  # the same command runner as the iptables reader
 
 
 def read_ruleset():

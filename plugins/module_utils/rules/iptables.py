@@ -365,7 +365,7 @@ COMMANDS = (
 )
 
 
-def _default_run(argv):
+def run_command(argv):
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
@@ -378,7 +378,7 @@ def read_iptables(run=None):
     program is missing (injectable for tests).  Returns a ruleset with warnings, including the
     legacy-and-nft trap.
     """
-    run = run or _default_run
+    run = run or run_command
     parts = []
     found = False
     for family, backend, argv in COMMANDS:

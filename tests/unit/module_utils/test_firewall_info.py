@@ -155,3 +155,9 @@ def test_firewalld_runtime_permanent_differences():
     pm = {"default_zone": "public", "zones": {"public": zone}}
     assert firewalld_zones.differences(rt, pm) == [
         {"zone": "public", "key": "ports", "runtime_only": ["9000/tcp"], "permanent_only": []}]
+
+
+def test_local_addresses_reads_this_host():
+    # the real `ip -j addr` of the machine running the tests: loopback is always there
+    got = fi.local_addresses()
+    assert "127.0.0.1" in got
