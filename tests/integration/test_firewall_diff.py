@@ -20,7 +20,7 @@ import pytest
 
 CLIENT = "10.200.1.10"
 FIREWALL_HOSTS = ("fwd-nft", "fwd-ipt", "ufw", "ipt-reject", "ipt-legacy", "nft-drop")
-NFT_TRACE_HOSTS = ("fwd-nft", "nft-drop")  # rulesets of the nftables backend (handles)
+NFT_TRACE_HOSTS = ("fwd-nft", "nft-drop", "router")  # rulesets of the nftables backend (handles)
 BASE_TCP = [22, 80, 81, 443, 3306, 5353, 8000, 8080, 8081, 8082, 8088, 139, 445, 137]
 BASE_UDP = [53, 67, 137, 138, 546, 5353, 8000]
 
@@ -207,20 +207,31 @@ _TRACE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
 
 
 def _parse_trace(text):
-    """trace id -> {"dport", "decisions": [(table, chain, handle|'policy', verdict)]}"""
-    traces = {}
+    """(saddr, ip id) -> {"daddr", "dport", "proto", "decisions": [(table, chain, handle|'policy', verdict)]}
+
+    One packet can carry several trace ids (the kernel starts a new one at the forward hook, and
+    reuses ids later), so traces are joined by the packet's own identity: source and IP id, which
+    routing and DNAT leave alone. daddr/dport are those seen first (before DNAT)."""
+    traces, current = {}, {}
     for line in text.splitlines():
         m = _TRACE.match(line.strip())
         if not m:
             continue
-        tid, family, table, chain, rest = m.groups()
-        t = traces.setdefault(tid, {"dport": None, "proto": None, "decisions": []})
-        if table == "ndx_trace":
-            if rest.startswith("packet:"):
-                pm = re.search(r"(tcp|udp) dport (\d+)", rest)
+        tid, _family, table, chain, rest = m.groups()
+        if rest.startswith("packet:"):
+            sm, im = re.search(r"ip saddr (\S+)", rest), re.search(r"ip id (\d+)", rest)
+            current[tid] = (sm.group(1) if sm else None, int(im.group(1)) if im else tid)
+            t = traces.setdefault(current[tid], {"daddr": None, "dport": None, "proto": None, "decisions": []})
+            if table == "ndx_trace":
+                pm, am = re.search(r"(tcp|udp) dport (\d+)", rest), re.search(r"ip daddr (\S+)", rest)
                 if pm:
                     t["proto"], t["dport"] = pm.group(1), int(pm.group(2))
+                if am:
+                    t["daddr"] = am.group(1)
             continue
+        if table == "ndx_trace" or tid not in current:
+            continue
+        t = traces[current[tid]]
         vm = re.search(r"# handle (\d+) \(verdict (accept|drop)\)", rest)
         if rest.startswith("rule") and vm:
             t["decisions"].append((table, chain, int(vm.group(1)), vm.group(2)))
@@ -246,10 +257,13 @@ def _evaluator_decision(verdict):
 def test_deciding_rule_matches_nft_trace(lab, matrix, host):
     data, _wire = matrix
     entry = data[host]
-    sample = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp"][:60]
+    tcp = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp"]
+    # every packet on a port the lab gives a meaning (rules, listeners, DNAT), then others up to 60
+    sample = [(p, v) for p, v in tcp if p["dport"] in BASE_TCP or p["dst"] != entry["addr"]]
+    sample += [(p, v) for p, v in tcp if (p, v) not in sample][:max(0, 60 - len(sample))]
     ports = sorted({p["dport"] for p, _v in sample})
     setup = ("nft add table inet ndx_trace && nft add chain inet ndx_trace pre '{ type filter hook prerouting priority -400; }'"
-             " && nft add rule inet ndx_trace pre ip saddr %s ip daddr { %s } tcp dport { %s } meta nftrace set 1"
+             " && nft add rule inet ndx_trace pre ip saddr %s ip daddr { %s } tcp dport { %s } tcp flags syn / syn,ack meta nftrace set 1"
              % (CLIENT, ", ".join(sorted({p["dst"] for p, _v in sample})), ", ".join(str(p) for p in ports)))
     out_file = "/tmp/ndx-fwdiff-trace.txt"
     try:
@@ -269,10 +283,10 @@ def test_deciding_rule_matches_nft_trace(lab, matrix, host):
     traces = {}
     for t in _parse_trace(text).values():
         if t["dport"] is not None and t["decisions"] and t["proto"] == "tcp":
-            traces.setdefault(t["dport"], t)
+            traces.setdefault((t["daddr"], t["dport"]), t)
     agree, bad = 0, []
     for p, v in sample:
-        t = traces.get(p["dport"])
+        t = traces.get((p["dst"], p["dport"]))
         if t is None:
             bad.append("no trace for %s/tcp" % p["dport"])
             continue
