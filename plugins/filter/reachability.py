@@ -15,7 +15,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils import report
 from ansible_collections.netdiag.reachability.plugins.module_utils.data import plain
 
 HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
-                "reachability_probe", "reachability_traces", "reachability_cloud")
+                "reachability_probe", "reachability_traces", "reachability_cloud")  # reachability_cloud: settings
 
 
 def _hostvars(hostvars, hosts):
@@ -50,11 +50,18 @@ def trace_targets(probe_result, limit=30):
 
 
 @_wrap
-def explain(plan, hostvars):
+def explain(plan, hostvars, cloud=None):
     plan = plain(plan)
     hv = _hostvars(hostvars, set(plan["gather"]) | set(plan["sources"]))
-    flows, hosts = plan_lib.assemble(plan, hv)
+    flows, hosts = plan_lib.assemble(plan, hv, plain(cloud) if cloud else None)
     return explain_lib.explain(flows, hosts)
+
+
+@_wrap
+def cloud_queries(plan, hostvars, default=None):
+    plan = plain(plan)
+    hosts = set(plan["gather"]) | set(plan["sources"])
+    return plan_lib.cloud_queries(plan, _hostvars(hostvars, hosts), plain(default) if default else None)
 
 
 @_wrap
@@ -83,6 +90,7 @@ class FilterModule(object):
             "flow_plan": flow_plan,
             "trace_targets": trace_targets,
             "explain": explain,
+            "cloud_queries": cloud_queries,
             "explain_facts": explain_facts,
             "report_markdown": report_markdown,
             "report_html": report_html,

@@ -9,9 +9,10 @@ Inputs are the plain results of the collection's modules:
 ``HOSTFACTS = {addresses: [str], interfaces: [{name, address, prefix}], listeners: [...]
 (listeners_info), sysctls: {...} (listeners_info), firewall: firewall_info result or a ruleset
 dict (``{"tables": ...}``), cloud: [security_group_info verdicts]}``; every key is optional.
+Cloud verdicts only count for the flow whose packet they evaluated.
 
 ``flows`` a list of ``{source, source_address, destination, address, port, protocol, expect,
-probe, trace}`` where ``source``/``destination`` are host names (``destination`` may be None for a
+probe, trace, cloud, cloud_error}`` where ``source``/``destination`` are host names (``destination`` may be None for a
 plain address), ``probe`` is one probe result entry and ``trace`` a trace result or None.
 
 Output (:func:`explain`): ``{schema, version, flows: [FINDING], summary}`` where FINDING is the
@@ -407,9 +408,11 @@ def explain_flow(flow, index):
         evidence["path"] = [{"host": p["host"], "verdict": _brief(p["verdict"])} for p in path]
     if nat:
         evidence["nat"] = nat
-    cloud = [c for c in dest_facts.get("cloud") or [] if c]
+    cloud = _cloud_for_flow(flow, dest_facts, src_addr)
     if cloud:
-        evidence["cloud"] = cloud
+        evidence["cloud"] = [_cloud_brief(c) for c in cloud]
+    if flow.get("cloud_error"):
+        evidence["cloud_error"] = flow["cloud_error"]
 
     state = obs["state"]
     if state == "open":
@@ -437,6 +440,10 @@ def explain_flow(flow, index):
             and finding["cause"] not in ("path_block", "source_firewall", "security_group", "host_down"):
         if not (proto == "udp" and wire == "silence" and predicted == "open"):
             conflicts.append("the rules and listeners of %s predict %s, the wire shows %s" % (dest, predicted, wire))
+    cloud_denied = [c for c in cloud if c.get("verdict") in ("drop", "deny", "reject")]
+    if state == "open" and cloud_denied:
+        conflicts.append("the cloud layers deny it (%s), yet the wire shows it open: the probe's path may not cross "
+                         "them, or the rules read are not the ones in force" % cloud_denied[0].get("reason"))
     outcome = "open" if state == "open" else "closed"
     finding.update({
         "source": src_name, "source_address": src_addr, "destination": dest, "address": address,
@@ -448,6 +455,68 @@ def explain_flow(flow, index):
     if finding["cause"] == "ok" and finding["fix"] is None:
         finding["fix"] = None
     return finding
+
+
+def _cloud_for_flow(flow, dest_facts, src_addr):
+    """security_group_info verdicts for exactly this flow: the ones assemble() matched, plus those in
+    the destination's facts whose packet is this flow's (protocol, port, address; source when given).
+    A whole module result (``{verdicts: [...]}``) is taken apart; anything not a verdict is ignored."""
+    out = []
+    for source in (flow.get("cloud"), dest_facts.get("cloud")):
+        if isinstance(source, dict):
+            source = source.get("verdicts") if "verdicts" in source else [source]
+        if not isinstance(source, list):
+            continue
+        for c in source:
+            if isinstance(c, dict) and c.get("verdict") and c not in out and _cloud_matches(c, flow, src_addr):
+                out.append(c)
+    return out
+
+
+def _cloud_matches(verdict, flow, src_addr):
+    pkt = verdict.get("packet")
+    if not isinstance(pkt, dict):
+        return False
+    if str(pkt.get("proto") or "").lower() != flow["protocol"]:
+        return False
+    if flow["protocol"] != "icmp" and str(pkt.get("dport")) != str(flow["port"]):
+        return False
+    if pkt.get("dst") and pkt["dst"] != flow["address"]:
+        return False
+    return not (pkt.get("src") and src_addr and pkt["src"] != src_addr)
+
+
+def _cloud_brief(verdict):
+    return {k: verdict.get(k) for k in ("provider", "interface", "verdict", "layer", "rule", "policy", "reason")}
+
+
+def _cloud_culprit(verdict):
+    rule = verdict.get("rule") or {}
+    return {"kind": "security_group", "provider": verdict.get("provider"), "interface": verdict.get("interface"),
+            "layer": verdict.get("layer"), "rule": rule or None, "policy": bool(verdict.get("policy")),
+            "text": verdict.get("reason")}
+
+
+def _cloud_fix(verdict, flow):
+    fixes = [f for f in (verdict.get("fixes") or [verdict.get("fix")]) if isinstance(f, dict)]
+    if not fixes:
+        return _manual("allow %s/%s to %s in the %s" % (flow["port"], flow["protocol"], flow["address"],
+                                                        (verdict.get("layer") or "security group").replace("_", " ")))
+    summary = "; ".join("%s %s: %s" % (f.get("layer") or "cloud", f.get("target"), f.get("note") or "add the rule")
+                        if not f.get("command") else "%s %s: add %s" % (f.get("layer") or "cloud", f.get("target"),
+                                                                          _cloud_rule_text(f.get("rule")))
+                        for f in fixes)
+    fix = _manual(summary, None, [f["command"] for f in fixes if f.get("command")])
+    fix["cloud"] = fixes
+    return fix
+
+
+def _cloud_rule_text(rule):
+    rule = rule or {}
+    ports = rule.get("from_port") if rule.get("from_port") == rule.get("to_port") else \
+        "%s-%s" % (rule.get("from_port"), rule.get("to_port"))
+    return "%s %s %s %s" % (rule.get("action") or "allow", rule.get("protocol"), ports,
+                            "from %s" % rule["source"] if rule.get("source") else "to %s" % rule.get("destination"))
 
 
 def _brief(verdict):
@@ -616,18 +685,21 @@ def _silence(finding, index, flow, obs, dest, dest_verdict, lmatch, src_verdict,
                                       rule.get("text"))}
             finding["fix"] = _firewall_fix(index, p["host"], rule, flow, "forward")
             return
+    # the cloud layers sit in front of the host: a packet they deny never reaches its firewall
+    denied = [c for c in cloud if c.get("verdict") in ("drop", "deny", "reject")]
+    if denied:
+        finding["cause"] = "security_group"
+        finding["culprit"] = _cloud_culprit(denied[0])
+        finding["fix"] = _cloud_fix(denied[0], flow)
+        if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
+            conflicts.append("%s's own firewall would drop it too, once the cloud lets it through: %s" % (
+                dest, dest_verdict.get("reason")))
+        return
     if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
         finding["cause"] = "host_firewall"
         rule = _culprit_rule(dest, dest_verdict, index.facts(dest).get("firewall") or {})
         finding["culprit"] = rule
         finding["fix"] = _firewall_fix(index, dest, rule, flow, "input")
-        return
-    denied = [c for c in cloud if c.get("verdict") in ("drop", "deny", "reject")]
-    if denied:
-        finding["cause"] = "security_group"
-        finding["culprit"] = {"kind": "security_group", "rule": denied[0].get("rule"), "text": denied[0].get("reason")}
-        fix = denied[0].get("fix")
-        finding["fix"] = fix if fix else _manual("allow %s/%s in the security group" % (flow["port"], proto))
         return
     if lmatch and lmatch.get("cause") == "listen_backlog_full":
         finding["cause"] = "listen_backlog_full"
@@ -659,6 +731,11 @@ def _silence(finding, index, flow, obs, dest, dest_verdict, lmatch, src_verdict,
         why.append("no firewall facts from %s" % dest)
     if trace and trace.get("reason"):
         why.append(trace["reason"])
+    for c in cloud:
+        if c.get("verdict") == "indeterminate":
+            why.append("cloud layer of %s: %s" % (c.get("interface"), c.get("reason")))
+    if flow.get("cloud_error"):
+        why.append("the cloud layers could not be read: %s" % flow["cloud_error"])
     finding["culprit"] = {"kind": "unknown", "text": "; ".join(why) or "the packets vanish and no layer read explains it"}
 
 

@@ -159,9 +159,6 @@ def host_facts(hv):
     if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
         addrs.append(str(hv["ansible_host"]))
     facts["addresses"] = addrs
-    cloud = hv.get("reachability_cloud")
-    if cloud:
-        facts["cloud"] = cloud
     return facts
 
 
@@ -182,8 +179,10 @@ def source_address(facts, destination):
     return default or (facts.get("addresses") or [None])[0]
 
 
-def assemble(plan, hostvars):
-    """Plan + gathered hostvars -> (flows with probe/trace evidence, hosts facts) for explain()."""
+def assemble(plan, hostvars, cloud=None):
+    """Plan + gathered hostvars (+ security_group_info results) -> (flows with probe/trace/cloud
+    evidence, hosts facts) for explain()."""
+    cloud, cloud_errors = cloud_verdicts(cloud)
     hosts = {h: host_facts(hostvars.get(h) or {}) for h in plan["gather"]}
     results = {}
     traces = {}
@@ -201,10 +200,84 @@ def assemble(plan, hostvars):
         key = (f["source"], f["address"], f["port"], f["protocol"])
         probe = results.get(key)
         src_facts = hosts.get(f["source"]) or {}
-        flows.append(dict(f, probe=probe or {"state": None, "reason": "not-probed"},
-                          trace=traces.get(key), source_address=source_address(src_facts, f["address"])
-                          or host_address(hostvars, f["source"])))
+        src_addr = source_address(src_facts, f["address"]) or host_address(hostvars, f["source"])
+        flow = dict(f, probe=probe or {"state": None, "reason": "not-probed"}, trace=traces.get(key),
+                    source_address=src_addr)
+        matched = cloud.get((src_addr, f["address"], f["port"] if f["protocol"] != "icmp" else 0, f["protocol"]))
+        if matched:
+            flow["cloud"] = matched
+        if f["address"] in cloud_errors:
+            flow["cloud_error"] = cloud_errors[f["address"]]
+        flows.append(flow)
     return flows, hosts
+
+
+CLOUD_OPTIONS = ("provider", "region", "profile", "access_key", "secret_key", "session_token", "endpoint_url",
+                 "ephemeral_ports", "retries")
+
+
+def _cloud_settings(value, where):
+    if value in (None, "", {}):
+        return None
+    if not isinstance(value, dict) or value.get("provider") not in ("aws", "alicloud"):
+        raise InputError("reachability_cloud of %s must be a dict of security_group_info options with provider "
+                         "aws or alicloud, got %r" % (where, value if not isinstance(value, dict) else
+                                                      {k: v for k, v in value.items() if k == "provider"}))
+    unknown = sorted(set(value) - set(CLOUD_OPTIONS))
+    if unknown:
+        raise InputError("reachability_cloud of %s has unknown keys: %s (known: %s)" % (
+            where, ", ".join(unknown), ", ".join(CLOUD_OPTIONS)))
+    return {k: value[k] for k in CLOUD_OPTIONS if value.get(k) is not None}
+
+
+def cloud_queries(plan, hostvars, default=None):
+    """The security_group_info calls the flows need: one per (cloud settings, destination address).
+
+    The settings are the destination host's ``reachability_cloud`` (inventory or extra vars),
+    else ``default`` (the controller's, for flows to plain addresses); flows without settings
+    have no cloud layer.  Each query's packets are the flows' own (source address as gathered)."""
+    default_settings = _cloud_settings(default, "the controller")
+    queries = {}
+    for f in plan["flows"]:
+        dest = f.get("destination")
+        settings = _cloud_settings((hostvars.get(dest) or {}).get("reachability_cloud"), dest) if dest else None
+        settings = settings or default_settings
+        if not settings:
+            continue
+        src = source_address(host_facts(hostvars.get(f["source"]) or {}), f["address"]) \
+            or host_address(hostvars, f["source"])
+        key = (tuple(sorted((k, str(v)) for k, v in settings.items())), f["address"])
+        q = queries.setdefault(key, {"label": "%s (%s)" % (f["address"], settings["provider"]), "host": dest,
+                                     "options": settings, "addresses": [f["address"]], "packets": []})
+        pkt = {"proto": f["protocol"], "src": src, "dst": f["address"]}
+        if f["protocol"] != "icmp":
+            pkt["dport"] = f["port"]
+        if pkt not in q["packets"]:
+            q["packets"].append(pkt)
+    return list(queries.values())
+
+
+def cloud_verdicts(results):
+    """security_group_info results (one, or a loop's ``results``) -> ({(src, dst, port, proto): [verdict]},
+    {dst: error message}) for :func:`assemble`."""
+    if isinstance(results, dict):
+        results = results.get("results") if "results" in results else [results]
+    verdicts, errors = {}, {}
+    for r in results or []:
+        if not isinstance(r, dict) or r.get("skipped"):
+            continue
+        if r.get("failed"):
+            item = r.get("item") or {}
+            for addr in item.get("addresses") or [None]:
+                errors[addr] = str(r.get("msg") or "security_group_info failed")
+            continue
+        for v in r.get("verdicts") or []:
+            if not isinstance(v, dict):
+                continue
+            pkt = v.get("packet") or {}
+            key = (pkt.get("src"), pkt.get("dst"), int(pkt.get("dport") or 0), pkt.get("proto"))
+            verdicts.setdefault(key, []).append(v)
+    return verdicts, errors
 
 
 def _answered_by_destination(result):
