@@ -346,7 +346,7 @@ def ensure(request, check_mode=False, management=None, hints=None, reader=None, 
         msg = "no %s rule of this collection for %s" % (request["backend"], specs)
     return {
         "changed": bool(ops),
-        "rules": [{k: op[k] for k in ("backend", "family", "table", "chain", "rule")} for op in ops],
+        "rules": [{k: op.get(k) for k in ("port", "backend", "family", "table", "chain", "rule")} for op in ops],
         "commands": [" ".join(op["command"]) for op in ops],
         "guard": checked,
         "notes": notes,

@@ -153,8 +153,14 @@ def ensure(request, check_mode=False, management=None, root=ufw_rules.ROOT, run=
                                   " from %s" % request["source"] if request["source"] else "")
     else:
         msg = "ufw already %s %s" % ("allows" if request["state"] == "present" else "does not allow", ", ".join(specs))
+    changed_ports = []
+    for dummy, proto, port, dummy2, dummy3 in todo:
+        spec = "%s/%s" % (str(port).replace(":", "-"), proto)
+        if spec not in changed_ports:
+            changed_ports.append(spec)
     return {
         "changed": bool(commands),
+        "ports_changed": changed_ports if commands else [],
         "commands": [" ".join(c) for c in commands],
         "rules": {"before": [r["text"] for r in facts.get("rules") or []], "after": [r["text"] for r in after_rules]},
         "enabled": bool(facts.get("enabled")),

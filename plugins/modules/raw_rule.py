@@ -101,11 +101,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rules:
-  description: The rules inserted or deleted (in check mode, that would be), with where.
+  description:
+    - The rules inserted or deleted (in check mode, that would be), with where.
+    - C(port) (C(PORT/PROTO)) is the requested port an inserted rule opens; null for deleted rules.
   returned: always
   type: list
   elements: dict
-  sample: [{"backend": "nftables", "family": "inet", "table": "filter", "chain": "input",
+  sample: [{"port": "80/tcp", "backend": "nftables", "family": "inet", "table": "filter", "chain": "input",
             "rule": "tcp dport 80 accept comment \"netdiag.reachability open_ports\""}]
 commands:
   description: The exact commands that ran (in check mode, would run).

@@ -75,6 +75,15 @@ commands:
   type: list
   elements: str
   sample: ["ufw allow proto tcp from 10.200.1.10 to any port 80"]
+ports_changed:
+  description:
+    - The ports (C(PORT/PROTO) or C(FIRST-LAST/PROTO)) whose allow this call added (or, with O(state=absent), removed);
+      in check mode, would. Ports ufw already allowed (or did not allow) are not in it, so undoing exactly this call
+      is the opposite O(state) for these ports.
+  returned: always
+  type: list
+  elements: str
+  sample: ["80/tcp"]
 rules:
   description: ufw's rules (as C(ufw status) writes them) before and after (in check mode, predicted).
   returned: always

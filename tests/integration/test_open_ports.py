@@ -88,6 +88,28 @@ def test_ufw_four_steps_from_one_source(lab, play, listener, restore):
     _four_steps(lab, play, host, rules, "+ufw rule: %d/tcp ALLOW IN %s" % (PORT, src), applied)
 
 
+def test_ufw_revert_after_a_failed_verification_removes_only_what_this_run_added(lab, play, listener, restore):
+    """9102 was allowed before the run, 9103 is new; an nftables drop outside ufw keeps 9103 blocked, so the
+    verification from the client fails: the run reverts 9103 and keeps the user's own 9102 allow."""
+    host, src = "ufw", lab.hosts["client"].address
+    old, new = PORT + 2, PORT + 3
+    undo = [["ufw", "--force", "delete", "allow", "proto", "tcp", "from", src, "to", "any", "port", str(p)] for p in (old, new)]
+    restore(host, undo + [["nft", "delete", "table", "inet", "ndx_block"]])
+    lab.exec(host, ["ufw", "allow", "proto", "tcp", "from", src, "to", "any", "port", str(old)])
+    lab.exec(host, ["sh", "-c", "nft add table inet ndx_block && nft add chain inet ndx_block input "
+                                "'{ type filter hook input priority -10; }' && nft add rule inet ndx_block input "
+                                "tcp dport %d drop" % new])
+    listener(host, old)
+    listener(host, new)
+    rules = [{"backend": "ufw", "ports": ["%d/tcp" % old, "%d/tcp" % new], "source": src, "verify_from": "client"}]
+    proc = lab.playbook(play, extra_vars={"target": host, "open_ports_rules": rules})
+    assert _changed(proc, host)[1] == 1, proc.stdout[-4000:]
+    assert "still cannot reach %d" % new in proc.stdout and "the change was reverted" in proc.stdout, proc.stdout[-4000:]
+    status = lab.exec(host, ["ufw", "status"]).stdout
+    assert "%d/tcp" % old in status, status         # the user's allow is still there
+    assert "%d/tcp" % new not in status, status     # ours is gone
+
+
 def test_raw_nftables_four_steps_insert_before_the_drop(lab, play, listener, restore):
     host, port = "nft-drop", PORT + 1
     saved = lab.exec(host, ["nft", "list", "ruleset"]).stdout
