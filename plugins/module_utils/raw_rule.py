@@ -157,6 +157,10 @@ def _rule_ports(rule):
         if m.get("key") == "dport":
             for v in m.get("values") or []:
                 ports.append(tuple(v) if isinstance(v, list) else (v, v))
+            # nftables says "tcp dport 80": the protocol is the port match's own requirement
+            required = (m.get("requires") or {}).get("proto") or []
+            if proto is None and len(required) == 1:
+                proto = required[0]
     return proto, ports
 
 

@@ -125,6 +125,27 @@ def test_raw_nftables_four_steps_insert_before_the_drop(lab, play, listener, res
     _four_steps(lab, play, host, rules, "+nftables inet filter input: tcp dport %d accept" % port, applied)
 
 
+def test_raw_revert_after_a_failed_verification_removes_the_inserted_rule(lab, play, listener, restore):
+    """A drop on the router keeps the port blocked after the insert on the host: the verification from the
+    client fails and the inserted accept rule is deleted again; the host's ruleset is as it was."""
+    host, port = "nft-drop", PORT + 4
+    saved = lab.exec(host, ["nft", "list", "ruleset"]).stdout
+    lab.exec(host, ["sh", "-c", "cat > /tmp/netdiag-open-ports.nft"], input=saved)
+    restore(host, [["sh", "-c", "nft flush ruleset && nft -f /tmp/netdiag-open-ports.nft && rm -f /tmp/netdiag-open-ports.nft"]])
+    lab.exec(host, ["nft", "add", "rule", "inet", "filter", "input", "tcp", "dport", str(port), "drop"])
+    restore("router", [["nft", "delete", "table", "inet", "ndx_block"]])
+    lab.exec("router", ["sh", "-c", "nft add table inet ndx_block && nft add chain inet ndx_block forward "
+                                    "'{ type filter hook forward priority 10; }' && nft add rule inet ndx_block forward "
+                                    "tcp dport %d drop" % port])
+    before = lab.exec(host, ["nft", "list", "table", "inet", "filter"]).stdout
+    listener(host, port)
+    rules = [{"backend": "nftables", "ports": ["%d/tcp" % port], "verify_from": "client"}]
+    proc = lab.playbook(play, extra_vars={"target": host, "open_ports_rules": rules, "open_ports_allow_raw_rules": True})
+    assert _changed(proc, host)[1] == 1, proc.stdout[-4000:]
+    assert "the rules were removed again" in proc.stdout, proc.stdout[-4000:]
+    assert lab.exec(host, ["nft", "list", "table", "inet", "filter"]).stdout == before
+
+
 def test_raw_rules_are_only_listed_unless_allowed(lab, play):
     before = _state(lab, "ipt-reject")
     proc = lab.playbook(play, extra_vars={"target": "ipt-reject", "open_ports_rules": [

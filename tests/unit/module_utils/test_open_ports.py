@@ -210,6 +210,21 @@ def test_raw_iptables_insert_uses_the_rule_position_and_refuses_another_backend(
     assert "use backend iptables-legacy" in str(err.value)
 
 
+def test_raw_absent_finds_our_rule_in_a_captured_nft_ruleset_and_only_ours():
+    """nft-drop after open_ports inserted 9104/tcp before a drop (captured from the lab with nft -j):
+    nftables writes "tcp dport 9104", the protocol lives in the port match; state=absent must find it."""
+    with open(os.path.join(HERE, "..", "fixtures", "open_ports", "nft-drop-with-ours.json")) as fh:
+        rs = nftables.parse_nft_json(fh.read())
+    deletes, predicted = raw_rule.plan_absent(rs, raw_rule.normalize_request("nftables", ["9104/tcp"], state="absent"))
+    assert [" ".join(d["command"]) for d in deletes] == ["nft delete rule inet filter input handle 4"]
+    texts = [r["origin"]["text"] for t in predicted["tables"] for c in t["chains"] for r in c["rules"]]
+    assert "tcp dport 9104 drop" in texts and not any("open_ports" in t for t in texts)
+    # another port, another protocol, or a source the rule does not have: nothing of ours to delete
+    for ports, source in ((["9105/tcp"], None), (["9104/udp"], None), (["9104/tcp"], "10.200.1.10")):
+        assert raw_rule.plan_absent(rs, raw_rule.normalize_request("nftables", ports, state="absent",
+                                                                   source=source))[0] == []
+
+
 def test_raw_guard_compares_the_management_connection_before_and_after():
     before = _nft()
     after = copy.deepcopy(before)
