@@ -7,6 +7,12 @@
 returns the facts the ``firewall_info`` module returns.  :func:`evaluate_packets` evaluates
 packets against such facts -- on the host right after reading, or later on saved facts
 (the ``firewall_verdict`` filter).  One implementation for both front ends.
+
+A layer whose reader raises ParseError (garbled output or files) does not stop the others:
+it is reported present but ``unreadable`` with the reason in its ``error``.  An unreadable
+layer that filters packets itself (nftables, iptables) makes every verdict ``indeterminate``;
+an unreadable front end (firewalld, ufw) only loses its own answer, since the rules it loaded
+are read from nftables/iptables.
 """
 
 from __future__ import annotations
@@ -15,20 +21,29 @@ import ipaddress
 import json
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
-    BackendUnavailable, InputError, MissingDependency, NetdiagError)
+    BackendUnavailable, InputError, MissingDependency, NetdiagError, ParseError)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import (
     firewalld_zones, iptables, model, nftables, ufw)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import PATHS, Evaluator, normalise_packet
 
 LAYERS = ("nftables", "iptables", "firewalld", "ufw")
+# layers whose rules the kernel runs; firewalld and ufw load theirs into these
+FILTERING_LAYERS = ("nftables", "iptables")
 PACKET_KEYS = ("family", "proto", "src", "dst", "sport", "dport", "iif", "oif", "ct_state", "ct_status",
                "icmp_type", "icmp_code", "mark", "path")
 
 
 def _layer(present=False, active=False, read_with=None, error=None, **extra):
-    out = {"present": present, "active": active, "read_with": read_with, "error": error}
+    out = {"present": present, "active": active, "read_with": read_with, "error": error, "unreadable": False}
     out.update(extra)
     return out
+
+
+def _unreadable(name, exc, warnings):
+    """The entry of a layer that is there but whose rules or files could not be parsed."""
+    error = "%s: cannot read this layer, its output could not be parsed: %s" % (name, exc)
+    warnings.append(error)
+    return _layer(True, None, error=error, unreadable=True)
 
 
 def _active_tables(ruleset, backends):
@@ -78,6 +93,9 @@ def gather(layers=None, readers=None):
         except BackendUnavailable as exc:
             found["nftables"] = _layer(True, error=str(exc))
             warnings.append(str(exc))
+        except ParseError as exc:
+            nft_rs = None
+            found["nftables"] = _unreadable("nftables", exc, warnings)
     if "iptables" in wanted:
         try:
             ipt_rs = readers["iptables"]()
@@ -91,6 +109,9 @@ def gather(layers=None, readers=None):
                                            model.merge(ipt_rs, nft_rs))))
         except MissingDependency as exc:
             found["iptables"] = _layer(error=str(exc))
+        except ParseError as exc:
+            ipt_rs = None
+            found["iptables"] = _unreadable("iptables", exc, warnings)
     ruleset = model.combine(nft_rs, [ipt_rs] if ipt_rs else [])
     if nft_rs is not None and ipt_rs is not None:
         # the nft tables themselves can collide with legacy iptables (read_iptables only saw iptables)
@@ -110,18 +131,25 @@ def gather(layers=None, readers=None):
         except MissingDependency as exc:
             found["firewalld"] = _layer(True, error=str(exc))
             warnings.append(str(exc))
+        except ParseError as exc:
+            fw_facts = None
+            found["firewalld"] = _unreadable("firewalld", exc, warnings)
     ufw_facts = None
     if "ufw" in wanted:
-        ufw_facts = readers["ufw"]()
-        if ufw_facts is None:
-            found["ufw"] = _layer()
-        else:
-            ufw.link_origins(ufw_facts, ruleset)
-            found["ufw"] = _layer(True, bool(ufw_facts["active"]), ", ".join(ufw_facts["read_from"]),
-                                  enabled=ufw_facts["enabled"])
-            warnings.extend(ufw_facts["warnings"])
-            if ufw_facts["enabled"] and not ufw_facts["active"]:
-                warnings.append("ufw is enabled in ufw.conf but its chains are not loaded")
+        try:
+            ufw_facts = readers["ufw"]()
+            if ufw_facts is None:
+                found["ufw"] = _layer()
+            else:
+                ufw.link_origins(ufw_facts, ruleset)
+                found["ufw"] = _layer(True, bool(ufw_facts["active"]), ", ".join(ufw_facts["read_from"]),
+                                      enabled=ufw_facts["enabled"])
+                warnings.extend(ufw_facts["warnings"])
+                if ufw_facts["enabled"] and not ufw_facts["active"]:
+                    warnings.append("ufw is enabled in ufw.conf but its chains are not loaded")
+        except ParseError as exc:
+            ufw_facts = None
+            found["ufw"] = _unreadable("ufw", exc, warnings)
     warnings = ruleset["warnings"] + [w for w in warnings if w not in ruleset["warnings"]]
     return {"layers": found, "ruleset": ruleset, "firewalld": fw_facts, "ufw": ufw_facts,
             "local_addresses": readers["addresses"](), "firewall_warnings": warnings}
@@ -157,7 +185,12 @@ def evaluate_packets(facts, packets):
     evaluated.  Each verdict is the evaluator's result plus ``packet``, ``path``,
     ``deciding_rule`` (the rule that decided, the last accepting rule for an accept),
     ``firewalld`` (zone-level answer) and ``ufw`` (answer in ufw's terms) when those layers
-    were read.
+    were read (``{"error": ...}`` when they are there but unreadable), and ``readable_layers``.
+
+    When a filtering layer (nftables, iptables) is unreadable its rules may decide any packet:
+    the verdict is ``indeterminate`` naming that layer and why, and ``readable_layers`` holds
+    what the layers that were read say (``verdict``, ``reply``, ``rule``, ``deciding_rule``,
+    ``reason``); it is None when every filtering layer was read.
     """
     if not isinstance(facts, dict) or not isinstance(facts.get("ruleset"), dict):
         raise InputError("the facts hold no ruleset: pass the result of netdiag.reachability.firewall_info "
@@ -180,6 +213,8 @@ def evaluate_packets(facts, packets):
     out = []
     fw_facts = facts.get("firewalld")
     ufw_facts = facts.get("ufw")
+    unreadable = _unreadable_layers(facts)
+    blind = [(name, error) for name, error in unreadable if name in FILTERING_LAYERS]
     for packet, pkt, path in prepared:
         res = evaluator.evaluate(pkt, path=path, local_addresses=locals_)
         res["packet"] = dict(packet)
@@ -188,6 +223,9 @@ def evaluate_packets(facts, packets):
         if res["verdict"] == "accept":
             explicit = [a for a in res.get("accepts") or [] if a.get("rule")]
             res["deciding_rule"] = explicit[-1]["rule"] if explicit else None
+        res["readable_layers"] = None
+        if blind:
+            _not_decided_by_readable_layers(res, blind)
         res["firewalld"] = None
         if fw_facts and (fw_facts.get("runtime") or fw_facts.get("permanent")) and path == "input":
             try:
@@ -195,8 +233,32 @@ def evaluate_packets(facts, packets):
             except NetdiagError as exc:
                 res["firewalld"] = {"error": str(exc)}
         res["ufw"] = ufw.answer(ufw_facts, res, path) if ufw_facts and ufw_facts.get("active") else None
+        for name, error in unreadable:
+            if name in ("firewalld", "ufw") and (name == "ufw" or path == "input"):
+                res[name] = {"error": error}
         out.append(res)
     return out
+
+
+def _unreadable_layers(facts):
+    """[(layer, error)] for the layers ``gather`` found present but could not parse."""
+    layers = facts.get("layers")
+    if not isinstance(layers, dict):
+        return []
+    return [(name, layers[name].get("error") or "%s: cannot read this layer" % name) for name in LAYERS
+            if isinstance(layers.get(name), dict) and layers[name].get("unreadable")]
+
+
+def _not_decided_by_readable_layers(res, blind):
+    """An unreadable filtering layer may drop, reject or rewrite any packet: say so, and keep
+    what the layers that were read say in ``readable_layers`` (never a faked accept)."""
+    res["readable_layers"] = {k: res.get(k) for k in ("verdict", "reply", "rule", "deciding_rule", "reason")}
+    names = " and ".join(name for name, _error in blind)
+    res.update(verdict="indeterminate", reply=None, rule=None, deciding_rule=None, policy=False,
+               reason="cannot tell: the %s layer%s could not be read, and %s rules may decide this packet (%s); "
+                      "the layers that were read alone say %s: %s"
+                      % (names, "s" if len(blind) > 1 else "", "their" if len(blind) > 1 else "its",
+                         "; ".join(error for _name, error in blind), res["verdict"], res["reason"]))
 
 
 def result(layers=None, packets=None, include_rules=True, readers=None):

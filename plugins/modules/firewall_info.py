@@ -148,13 +148,23 @@ layers:
       not be (C(error)). Layer-specific keys - nftables C(tables); iptables C(variants), C(active_variants),
       C(families), C(mixed_legacy_and_nft); firewalld C(backend), C(reason) (why it was read offline);
       ufw C(enabled).
+    - C(unreadable) is true when the layer is there but what its reader got (the C(nft) JSON, the C(iptables-save)
+      output, the firewalld or ufw files) could not be parsed. Such a layer has C(present=true), C(active=null)
+      and an C(error) naming the layer and the reason (also in RV(firewall_warnings)); the other layers are still
+      read. An unreadable nftables or iptables layer makes every verdict V(indeterminate) (see
+      RV(verdicts[].readable_layers)); an unreadable firewalld or ufw layer only loses its own answer, the rules it
+      loaded being read from nftables/iptables.
   returned: always
   type: dict
   sample:
-    nftables: {present: true, active: true, read_with: python3-nftables, error: null, tables: ["inet firewalld"]}
-    iptables: {present: false, active: false, read_with: null, error: null}
-    firewalld: {present: true, active: true, read_with: dbus, error: null, backend: nftables, reason: null}
-    ufw: {present: false, active: false, read_with: null, error: null}
+    nftables: {present: true, active: true, read_with: python3-nftables, error: null, unreadable: false,
+               tables: ["inet firewalld"]}
+    iptables: {present: true, active: null, read_with: null, unreadable: true,
+               error: "iptables: cannot read this layer, its output could not be parsed: table filter has no COMMIT
+                       (truncated output?) in ip6tables-nft-save"}
+    firewalld: {present: true, active: true, read_with: dbus, error: null, unreadable: false, backend: nftables,
+                reason: null}
+    ufw: {present: false, active: false, read_with: null, error: null, unreadable: false}
 ruleset:
   description:
     - Every layer combined in the common rule model - C(tables) (backend, family, name, sets, chains with hook,
@@ -204,7 +214,7 @@ ufw:
 firewall_warnings:
   description:
     - What the reader noticed - legacy and nft iptables both active, chains it does not walk, firewalld read
-      offline, ufw files out of sync with the kernel.
+      offline, ufw files out of sync with the kernel, a layer that could not be parsed (its RV(layers) C(error)).
     - Each is also shown as an Ansible warning (Ansible reserves the result key C(warnings)).
   returned: always
   type: list
@@ -285,7 +295,8 @@ verdicts:
       returned: always
       sample: [prerouting, input]
     reason:
-      description: The verdict in words; for V(indeterminate), what could not be modelled.
+      description: The verdict in words; for V(indeterminate), what could not be modelled or which layer could
+        not be read.
       type: str
       returned: always
       sample: "rejected by nftables rule 'reject with icmpx admin-prohibited' (inet firewalld table, chain filter_IN_public, handle 72)"
@@ -301,7 +312,8 @@ verdicts:
           (V(source), V(interface) or V(default)), C(zone_reason), C(target), C(allowed), C(allowed_by)
           (ports, services, protocols that let it in), C(verdict), C(reason), C(rich_rules), C(config)
           (V(runtime) or V(permanent)), C(agrees_with_ruleset) and C(disagreement) (when firewalld's
-          configuration and the loaded ruleset disagree). Null otherwise.
+          configuration and the loaded ruleset disagree). A dict with only C(error) when firewalld is there but its files could not
+          be parsed. Null otherwise.
       type: dict
       returned: always
       sample: {"zone": "public", "zone_from": "default", "target": "default", "allowed": false, "allowed_by": [],
@@ -310,11 +322,22 @@ verdicts:
       description:
         - The answer in ufw's terms when ufw is active - C(by) (V(rule), V(default), V(builtin), V(other)),
           C(rule) (the number C(ufw status numbered) shows), C(rule_text), C(action), C(default_policy), C(text).
-          Null otherwise.
+          A dict with only C(error) when ufw is there but its files could not be parsed. Null otherwise.
       type: dict
       returned: always
       sample: {"by": "default", "rule": null, "rule_text": null, "action": "deny", "default_policy": "deny",
                "text": "no ufw rule matched: the default incoming policy (deny) applies"}
+    readable_layers:
+      description:
+        - When an nftables or iptables layer is unreadable (RV(layers) C(unreadable)) its rules may decide any
+          packet, so RV(verdicts[].verdict) is V(indeterminate) and RV(verdicts[].reason) names the layer and why.
+          This holds what the layers that were read say on their own - C(verdict), C(reply), C(rule),
+          C(deciding_rule), C(reason). Null when every filtering layer was read.
+      type: dict
+      returned: always
+      sample: {"verdict": "accept", "reply": null, "rule": null, "reason": "every base chain on the path accepted",
+               "deciding_rule": {"backend": "iptables-nft", "family": "ip", "table": "filter",
+                                 "chain": "ufw-user-input", "line": 105, "text": "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT"}}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -10,7 +10,9 @@ live ruleset through the ``nftables`` Python binding when it imports, else by ru
 ``nft``.
 
 Anything the model cannot express becomes an ``unknown`` match or verdict carrying the
-reason, so the evaluator answers ``indeterminate`` instead of guessing.
+reason, so the evaluator answers ``indeterminate`` instead of guessing.  JSON of the wrong
+shape (a list where a table's ``family`` string belongs, an int for a rule's ``expr``, ...)
+is not an unknown expression: it raises ParseError naming the object, the field and the value.
 """
 
 from __future__ import annotations
@@ -45,6 +47,90 @@ _CMP = {"<": "lt", ">": "gt", "<=": "le", ">=": "ge"}
 
 class _Unknown(Exception):
     """An expression the model cannot express (caught inside this module)."""
+
+
+class _Malformed(ParseError):
+    """JSON of the wrong shape (a field of the wrong type, a statement that is not an object, a
+    ``jump`` whose argument is not an object, ...).  ``parse_nft_json`` re-raises it as a
+    ParseError naming the object and the source."""
+
+
+_TYPE_NAMES = ((bool, "a boolean"), (int, "an int"), (float, "a float"), (str, "a string"),
+               (list, "a list"), (dict, "an object"), (type(None), "null"))
+
+
+def _describe(value):
+    """'an int (5)', 'a list ([1])', ... for error messages (the value shortened)."""
+    name = next((n for t, n in _TYPE_NAMES if isinstance(value, t)), type(value).__name__)
+    if value is None:
+        return name
+    shown = json.dumps(value, sort_keys=True, default=str)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return "%s (%s)" % (name, shown)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# what each field of a top-level object may hold: (test, expected); absent/null optional fields pass
+_STR = (lambda v: isinstance(v, str), "a string")
+_INT = (_is_int, "an int")
+_STR_OR_STRS = (lambda v: isinstance(v, str) or _is_str_list(v), "a string or a list of strings")
+_LIST = (lambda v: isinstance(v, list), "a list")
+_PRIO = (lambda v: _is_int(v) or isinstance(v, str), "an int or a priority name")
+_FIELDS = {
+    # kind: (required fields, optional fields)
+    "metainfo": ({}, {"version": _STR, "release_name": _STR, "json_schema_version": _INT}),
+    "table": ({"family": _STR, "name": _STR}, {"handle": _INT}),
+    "chain": ({"family": _STR, "table": _STR, "name": _STR},
+              {"handle": _INT, "type": _STR, "hook": _STR, "policy": _STR, "prio": _PRIO}),
+    "rule": ({"family": _STR, "table": _STR, "chain": _STR, "expr": _LIST},
+             {"handle": _INT, "comment": _STR}),
+    "set": ({"family": _STR, "table": _STR, "name": _STR},
+            {"handle": _INT, "type": _STR_OR_STRS, "flags": _STR_OR_STRS, "elem": _LIST}),
+    "map": ({"family": _STR, "table": _STR, "name": _STR},
+            {"handle": _INT, "type": _STR_OR_STRS, "map": _STR_OR_STRS, "flags": _STR_OR_STRS, "elem": _LIST}),
+    "element": ({"family": _STR, "table": _STR, "name": _STR, "elem": _LIST}, {}),
+}
+
+
+def _check_fields(kind, body, where):
+    """Raise _Malformed naming the first field of ``body`` (a ``kind`` object) of the wrong type."""
+    required, optional = _FIELDS[kind]
+    for key, (test, expected) in required.items():
+        if key not in body:
+            raise _Malformed('%s: no "%s" (expected %s)' % (where, key, expected))
+        if not test(body[key]):
+            raise _Malformed('%s: "%s" is %s, expected %s' % (where, key, _describe(body[key]), expected))
+    for key, (test, expected) in optional.items():
+        if body.get(key) is not None and not test(body[key]):
+            raise _Malformed('%s: "%s" is %s, expected %s' % (where, key, _describe(body[key]), expected))
+
+
+def _where(kind, index, body, number=None):
+    """How an error names a top-level object: 'rule 3 of chain "input" of table inet filter
+    (item 7, handle 12)'; ``number`` is a rule's position in its chain."""
+    def text(key):
+        value = body.get(key)
+        return value if isinstance(value, str) else None
+    name, family, table = text("name"), text("family"), text("table")
+    out = kind
+    if kind == "rule" and text("chain") is not None:
+        out = 'rule %d of chain "%s"' % (number, body["chain"])
+    elif kind == "table" and name is not None:
+        out += " %s %s" % (family, name) if family else ' "%s"' % name
+    elif name is not None:
+        out += ' "%s"' % name
+    if kind != "table" and table is not None:
+        out += " of table %s %s" % (family or "?", table)
+    extra = ", handle %d" % body["handle"] if kind == "rule" and _is_int(body.get("handle")) else ""
+    return "%s (item %d%s)" % (out, index, extra)
 
 
 def _left_key(left):
@@ -184,7 +270,13 @@ def _match(m):
 
 
 def _reject(stmt):
+    if stmt is not None and not isinstance(stmt, dict):
+        raise _Malformed('"reject" is %s, expected an object or null' % _describe(stmt))
     stmt = stmt or {}
+    if stmt.get("type") is not None and not isinstance(stmt["type"], str):
+        raise _Malformed('"reject" "type" is %s, expected a string' % _describe(stmt["type"]))
+    if stmt.get("expr") is not None and not (isinstance(stmt["expr"], str) or _is_int(stmt["expr"])):
+        raise _Malformed('"reject" "expr" is %s, expected a string' % _describe(stmt["expr"]))
     return {"kind": "reject", "backend": "nftables", "type": stmt.get("type"), "expr": stmt.get("expr")}
 
 
@@ -196,11 +288,15 @@ def _verdict_of(stmt):
     if name in ("accept", "drop", "continue", "return"):
         return {"kind": name}
     if name in ("jump", "goto"):
-        return {"kind": name, "target": (arg or {}).get("target")}
+        if not isinstance(arg, dict) or not isinstance(arg.get("target"), str):
+            raise _Malformed('"%s" is %s, expected an object with a "target" string' % (name, _describe(arg)))
+        return {"kind": name, "target": arg["target"]}
     return None
 
 
 def _nat(name, arg):
+    if arg is not None and not isinstance(arg, dict):
+        raise _Malformed('"%s" is %s, expected an object or null' % (name, _describe(arg)))
     arg = arg or {}
     out = {"kind": name}
     for k in ("addr", "port", "family"):
@@ -240,51 +336,71 @@ def _vmap(arg):
 
 
 def convert_rule(exprs):
-    """Convert a rule's ``expr`` list into (matches, statements, verdict)."""
+    """Convert a rule's ``expr`` list into (matches, statements, verdict).
+
+    Raises ParseError when the JSON has the wrong shape (``expr`` not a list, a statement that
+    is not a one-key object, a ``jump`` without a target name, ...), wherever in the rule it
+    is; a well-formed statement or expression the model does not know becomes an ``unknown``
+    match or verdict instead.
+    """
     matches, statements, verdict = [], [], None
     if not isinstance(exprs, list):
-        return [unknown_match("rule expr is not a list: %s" % _render(exprs))], [], None
-    for stmt in exprs:
+        raise _Malformed('"expr" is %s, expected a list' % _describe(exprs))
+    for i, stmt in enumerate(exprs):
+        try:
+            what, value = _statement(stmt)
+        except _Malformed as exc:
+            raise _Malformed('statement %d of "expr": %s' % (i + 1, exc))
         if verdict is not None:
-            break  # nothing after a terminal statement runs
-        if not isinstance(stmt, dict) or len(stmt) != 1:
-            matches.append(unknown_match("cannot model statement %s" % _render(stmt)))
-            continue
-        (name, arg), = stmt.items()
-        if name == "match":
-            if not isinstance(arg, dict):
-                matches.append(unknown_match("cannot model match %s" % _render(arg)))
-            else:
-                matches.append(_match(arg))
-        elif _verdict_of(stmt) is not None:
-            verdict = _verdict_of(stmt)
-        elif name == "reject":
-            verdict = _reject(arg)
-        elif name in ("dnat", "snat", "masquerade", "redirect"):
-            verdict = _nat(name, arg)
-        elif name == "vmap":
-            verdict, requires = _vmap(arg if isinstance(arg, dict) else {})
-            if requires:  # `tcp dport vmap {...}` only applies to tcp packets
-                verdict["requires"] = requires
-        elif name in _NON_TERMINAL:
-            statements.append({"kind": name})
-        elif name in ("limit", "quota"):
-            # a rate limit or quota matches some packets and not others
-            matches.append(unknown_match("%s %s depends on traffic rate/volume" % (name, _render(arg))))
-        elif name == "xt":
-            what = (arg or {}).get("type", "?") if isinstance(arg, dict) else "?"
-            xname = (arg or {}).get("name", "?") if isinstance(arg, dict) else "?"
-            reason = ("iptables-nft extension xt %s %s (read this table with iptables-save instead)"
-                      % (what, xname))
-            if what == "target":
-                verdict = {"kind": "unknown", "reason": reason}
-            else:
-                matches.append(unknown_match(reason))
-        elif name in ("queue", "tproxy", "synproxy"):
-            verdict = {"kind": "unknown", "reason": "cannot model %s" % name}
+            continue  # nothing after a terminal statement runs (but its shape is checked)
+        if what == "match":
+            matches.append(value)
+        elif what == "statement":
+            statements.append(value)
         else:
-            verdict = {"kind": "unknown", "reason": "cannot model statement %s" % _render(stmt)}
+            verdict = value
     return matches, statements, verdict
+
+
+def _statement(stmt):
+    """One statement -> ("match", MATCH) | ("statement", STATEMENT) | ("verdict", VERDICT)."""
+    if not isinstance(stmt, dict) or len(stmt) != 1:
+        raise _Malformed("%s, expected an object with one key" % _describe(stmt))
+    (name, arg), = stmt.items()
+    if name == "match":
+        if not isinstance(arg, dict):
+            raise _Malformed('"match" is %s, expected an object' % _describe(arg))
+        return "match", _match(arg)
+    verdict = _verdict_of(stmt)
+    if verdict is not None:
+        return "verdict", verdict
+    if name == "reject":
+        return "verdict", _reject(arg)
+    if name in ("dnat", "snat", "masquerade", "redirect"):
+        return "verdict", _nat(name, arg)
+    if name == "vmap":
+        if not isinstance(arg, dict):
+            raise _Malformed('"vmap" is %s, expected an object' % _describe(arg))
+        verdict, requires = _vmap(arg)
+        if requires:  # `tcp dport vmap {...}` only applies to tcp packets
+            verdict["requires"] = requires
+        return "verdict", verdict
+    if name in _NON_TERMINAL:
+        return "statement", {"kind": name}
+    if name in ("limit", "quota"):
+        # a rate limit or quota matches some packets and not others
+        return "match", unknown_match("%s %s depends on traffic rate/volume" % (name, _render(arg)))
+    if name == "xt":
+        what = arg.get("type", "?") if isinstance(arg, dict) else "?"
+        xname = arg.get("name", "?") if isinstance(arg, dict) else "?"
+        reason = ("iptables-nft extension xt %s %s (read this table with iptables-save instead)"
+                  % (what, xname))
+        if what == "target":
+            return "verdict", {"kind": "unknown", "reason": reason}
+        return "match", unknown_match(reason)
+    if name in ("queue", "tproxy", "synproxy"):
+        return "verdict", {"kind": "unknown", "reason": "cannot model %s" % name}
+    return "verdict", {"kind": "unknown", "reason": "cannot model statement %s" % _render(stmt)}
 
 
 # ----------------------------------------------------------------- text of rules
@@ -393,28 +509,52 @@ def _priority(chain):
 
 
 def _set_entry(obj, kind):
-    name = obj.get("name")
+    """A set or map object (fields already type-checked) -> the model's set entry."""
+    name = obj["name"]
     keys = obj.get("type")
     keys = keys if isinstance(keys, list) else [keys]
-    entry = {"name": name, "keys": keys, "flags": list(obj.get("flags") or []),
+    flags = obj.get("flags") or []
+    entry = {"name": name, "keys": keys, "flags": [flags] if isinstance(flags, str) else list(flags),
              "map": obj.get("map") if kind == "map" else None, "elements": []}
+    if kind == "map" and obj.get("map") != "verdict":
+        _check_elements(obj.get("elem") or [], True)
+        entry["elements"] = None
+        entry["unknown"] = "data map %s (only verdict maps are modelled)" % name
+        return entry
+    _add_elements(entry, obj.get("elem") or [])
+    return entry
+
+
+def _check_elements(elems, is_map):
+    """Raise _Malformed when a map element is not a [key, value] pair."""
+    for n, item in enumerate(elems):
+        if is_map and (not isinstance(item, list) or len(item) != 2):
+            raise _Malformed('element %d of "elem" is %s, expected a [key, value] pair' % (n + 1, _describe(item)))
+
+
+def _add_elements(entry, elems):
+    """Convert ``elems`` (a list) into ``entry``'s elements; values the model cannot express
+    make the whole set unknown (its rules become indeterminate)."""
+    is_vmap = entry.get("map") == "verdict"
+    _check_elements(elems, entry.get("map") is not None)
+    if entry.get("elements") is None:
+        return  # already unknown
+    converted = []
     # the key of a set is what the matching rule's left side says; elements are stored raw-converted
     try:
-        if kind == "map" and obj.get("map") == "verdict":
-            for item in obj.get("elem") or []:
+        for item in elems:
+            if is_vmap:
                 verdict = _verdict_of(item[1])
                 if verdict is None:
                     raise _Unknown("map verdict %s" % _render(item[1]))
-                entry["elements"].append([_set_value(item[0]), verdict])
-        elif kind == "map":
-            entry["elements"] = None
-            entry["unknown"] = "data map %s (only verdict maps are modelled)" % name
-        else:
-            entry["elements"] = [_set_value(e) for e in obj.get("elem") or []]
+                converted.append([_set_value(item[0]), verdict])
+            else:
+                converted.append(_set_value(item))
     except (_Unknown, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         entry["elements"] = None
-        entry["unknown"] = "cannot model elements of set %s: %s" % (name, exc)
-    return entry
+        entry["unknown"] = "cannot model elements of set %s: %s" % (entry["name"], exc)
+        return
+    entry["elements"].extend(converted)
 
 
 def _set_value(value):
@@ -427,7 +567,10 @@ def _set_value(value):
 def parse_nft_json(data, text=None, source="nft -j list ruleset"):
     """Convert libnftables JSON (a str or the decoded dict) to a ruleset.
 
-    Raises ParseError for input that is not an nftables JSON listing.
+    Raises ParseError for input that is not an nftables JSON listing, and for objects of the
+    wrong shape: the message names the object (``rule 3 of chain "input" ...``), the field
+    and the value found.  Well-formed expressions the model does not know are not errors:
+    they become ``unknown`` matches/verdicts (the evaluator answers ``indeterminate``).
     """
     if isinstance(data, (bytes, str)):
         try:
@@ -438,61 +581,93 @@ def parse_nft_json(data, text=None, source="nft -j list ruleset"):
         raise ParseError("not an nftables JSON listing (no 'nftables' list)", source=source)
     texts = texts_from_listing(text) if text else {}
     ruleset = new_ruleset()
-    tables, chains = {}, {}
+    tables, chains, rule_numbers = {}, {}, {}
     for i, obj in enumerate(data["nftables"]):
         if not isinstance(obj, dict) or len(obj) != 1:
-            raise ParseError("item %d is not a one-key object: %s" % (i, _render(obj)[:200]), source=source)
+            raise ParseError("nftables JSON: item %d is %s, expected an object with one key"
+                             % (i, _describe(obj)), source=source)
         (kind, body), = obj.items()
-        if kind == "metainfo":
-            continue
-        if not isinstance(body, dict):
-            raise ParseError("item %d (%s) is not an object" % (i, kind), source=source)
-        if kind == "table":
-            tkey = (body.get("family"), body.get("name"))
-            if not all(isinstance(x, str) for x in tkey):
-                raise ParseError("table %d lacks family/name" % i, source=source)
-            tables[tkey] = {"backend": BACKEND, "family": tkey[0], "name": tkey[1], "sets": {}, "chains": []}
-            ruleset["tables"].append(tables[tkey])
-            continue
-        tkey = (body.get("family"), body.get("table"))
-        if kind in ("chain", "rule", "set", "map") and tkey not in tables:
-            raise ParseError("%s %r refers to unknown table %s %s" % (kind, body.get("name"), tkey[0], tkey[1]),
+        if kind in _FIELDS and not isinstance(body, dict):
+            raise ParseError("nftables JSON: %s (item %d) is %s, expected an object" % (kind, i, _describe(body)),
                              source=source)
-        if kind == "chain":
-            name = body.get("name")
-            if not isinstance(name, str):
-                raise ParseError("chain %d has no name" % i, source=source)
-            chain = {"name": name, "type": body.get("type"), "hook": body.get("hook"),
-                     "priority": _priority(body) if body.get("hook") else None,
-                     "policy": body.get("policy") if body.get("hook") else None, "rules": []}
-            if chain["hook"] and chain["policy"] is None:
-                chain["policy"] = "accept"
-            tables[tkey]["chains"].append(chain)
-            chains[tkey + (name,)] = chain
-        elif kind in ("set", "map"):
-            tables[tkey]["sets"][body.get("name")] = _set_entry(body, kind)
-        elif kind == "rule":
-            ckey = tkey + (body.get("chain"),)
-            if ckey not in chains:
-                raise ParseError("rule %r refers to unknown chain %s" % (body.get("handle"), body.get("chain")),
+        if kind not in _FIELDS:
+            # other objects (ct helper, counter, quota, flowtable, ...) do not change the walk by themselves
+            if not isinstance(body, dict):
+                raise ParseError("nftables JSON: %s (item %d) is %s, expected an object" % (kind, i, _describe(body)),
                                  source=source)
-            matches, statements, verdict = convert_rule(body.get("expr"))
-            handle = body.get("handle")
-            rule_text = texts.get(ckey + (handle,)) if handle is not None else None
-            if rule_text is None:
-                rule_text = " ".join(_render(e) for e in body.get("expr") or [])
-                if body.get("comment"):
-                    rule_text += ' comment "%s"' % body["comment"]
-            origin = {"backend": BACKEND, "family": tkey[0], "table": tkey[1], "chain": body.get("chain"),
-                      "handle": handle, "text": rule_text}
-            chains[ckey]["rules"].append({"matches": matches, "statements": statements,
-                                          "verdict": verdict, "origin": origin})
-        # other objects (ct helper, counter, quota, flowtable, ...) do not change the walk by themselves
+            continue
+        number = None
+        if kind == "rule":
+            ckey = tuple(v if isinstance(v, str) else None
+                         for v in (body.get("family"), body.get("table"), body.get("chain")))
+            number = rule_numbers[ckey] = rule_numbers.get(ckey, 0) + 1
+        where = _where(kind, i, body, number)
+        try:
+            _check_fields(kind, body, where)
+            if kind != "metainfo":
+                _parse_object(kind, body, where, ruleset, tables, chains, texts)
+        except _Malformed as exc:
+            raise ParseError("nftables JSON: %s" % exc, source=source)
+        except ParseError as exc:
+            raise ParseError(str(exc), source=source) if exc.source is None else exc
     _flag_iptables_nft(ruleset)
     try:
         return from_dict(ruleset)
     except ParseError as exc:
         raise ParseError(str(exc), source=source)
+
+
+def _parse_object(kind, body, where, ruleset, tables, chains, texts):
+    """Add one table/chain/set/map/element/rule object (its fields checked) to the ruleset."""
+    if kind == "table":
+        tkey = (body["family"], body["name"])
+        tables[tkey] = {"backend": BACKEND, "family": tkey[0], "name": tkey[1], "sets": {}, "chains": []}
+        ruleset["tables"].append(tables[tkey])
+        return
+    tkey = (body["family"], body["table"])
+    if tkey not in tables:
+        raise _Malformed("%s refers to unknown table %s %s" % (where, tkey[0], tkey[1]))
+    if kind == "chain":
+        name = body["name"]
+        hook = body.get("hook")
+        chain = {"name": name, "type": body.get("type"), "hook": hook,
+                 "priority": _priority(body) if hook else None,
+                 "policy": body.get("policy") if hook else None, "rules": []}
+        if hook and chain["policy"] is None:
+            chain["policy"] = "accept"
+        tables[tkey]["chains"].append(chain)
+        chains[tkey + (name,)] = chain
+    elif kind in ("set", "map"):
+        try:
+            tables[tkey]["sets"][body["name"]] = _set_entry(body, kind)
+        except _Malformed as exc:
+            raise _Malformed("%s: %s" % (where, exc))
+    elif kind == "element":
+        entry = tables[tkey]["sets"].get(body["name"])
+        if entry is None:
+            raise _Malformed("%s refers to unknown set %s" % (where, body["name"]))
+        try:
+            _add_elements(entry, body["elem"])
+        except _Malformed as exc:
+            raise _Malformed("%s: %s" % (where, exc))
+    elif kind == "rule":
+        ckey = tkey + (body["chain"],)
+        if ckey not in chains:
+            raise _Malformed('%s refers to unknown chain "%s"' % (where, body["chain"]))
+        handle = body.get("handle")
+        try:
+            matches, statements, verdict = convert_rule(body["expr"])
+        except _Malformed as exc:
+            raise _Malformed("%s: %s" % (where, exc))
+        rule_text = texts.get(ckey + (handle,)) if handle is not None else None
+        if rule_text is None:
+            rule_text = " ".join(_render(e) for e in body["expr"])
+            if body.get("comment"):
+                rule_text += ' comment "%s"' % body["comment"]
+        origin = {"backend": BACKEND, "family": tkey[0], "table": tkey[1], "chain": body["chain"],
+                  "handle": handle, "text": rule_text}
+        chains[ckey]["rules"].append({"matches": matches, "statements": statements,
+                                      "verdict": verdict, "origin": origin})
 
 
 _IPT_TABLES = ("filter", "nat", "mangle", "raw", "security")

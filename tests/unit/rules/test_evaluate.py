@@ -56,13 +56,86 @@ _JSON = st.recursive(
     max_leaves=25)
 
 
+# Structurally wrong listings: a real capture (plus an ``element`` object) with one field of one
+# object, or one statement of one rule, replaced by a value of the wrong type.  What each field
+# must hold is written out here (libnftables-json(5)), independently of the parser.
+_EXPECTED = {
+    "metainfo": {"version": "str", "release_name": "str", "json_schema_version": "int"},
+    "table": {"family": "str", "name": "str", "handle": "int"},
+    "chain": {"family": "str", "table": "str", "name": "str", "handle": "int", "type": "str", "hook": "str",
+              "policy": "str", "prio": "prio"},
+    "rule": {"family": "str", "table": "str", "chain": "str", "handle": "int", "expr": "list", "comment": "str"},
+    "set": {"family": "str", "table": "str", "name": "str", "handle": "int", "type": "strs", "flags": "strs",
+            "elem": "list"},
+    "map": {"family": "str", "table": "str", "name": "str", "handle": "int", "type": "strs", "map": "strs",
+            "elem": "list"},
+    "element": {"family": "str", "table": "str", "name": "str", "elem": "list"},
+}
+_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=6)
+_WRONG_VALUE = {
+    "str": _ANY.filter(lambda v: v is not None and not isinstance(v, str)),
+    "int": _ANY.filter(lambda v: v is not None and (isinstance(v, bool) or not isinstance(v, int))),
+    "list": _ANY.filter(lambda v: v is not None and not isinstance(v, list)),
+    "strs": _ANY.filter(lambda v: v is not None and not isinstance(v, str) and not (
+        isinstance(v, list) and all(isinstance(x, str) for x in v))),
+    "prio": _ANY.filter(lambda v: v is not None and not isinstance(v, str) and (
+        isinstance(v, bool) or not isinstance(v, int))),
+}
+# a statement that is not a one-key object, or a verdict statement whose argument has the wrong shape
+_WRONG_STATEMENT = st.one_of(
+    _ANY.filter(lambda v: not isinstance(v, dict)),
+    st.dictionaries(st.sampled_from(["accept", "match", "counter", "jump"]), _ANY, min_size=2, max_size=3),
+    st.builds(lambda k, v: {k: v}, st.sampled_from(["jump", "goto"]), _ANY.filter(
+        lambda v: not (isinstance(v, dict) and isinstance(v.get("target"), str)))),
+    st.builds(lambda k, v: {k: v}, st.sampled_from(["match", "vmap"]), _ANY.filter(lambda v: not isinstance(v, dict))),
+    st.builds(lambda k, v: {k: v}, st.sampled_from(["reject", "dnat", "snat", "masquerade", "redirect"]),
+              _ANY.filter(lambda v: v is not None and not isinstance(v, dict))),
+)
+
+
+def _capture_with_element():
+    data = json.loads(read("nft", "hand.json"))
+    data["nftables"].append({"element": {"family": "inet", "table": "filter", "name": "allowed_v4",
+                                         "elem": ["10.202.0.1"]}})
+    return data
+
+
+@st.composite
+def _structurally_wrong(draw):
+    """(listing, what was broken): one field or one statement of the capture of the wrong type."""
+    data = _capture_with_element()
+    items = data["nftables"]
+    if draw(st.booleans()):
+        rules = [o["rule"] for o in items if "rule" in o]
+        rule = draw(st.sampled_from(rules))
+        pos = draw(st.integers(0, len(rule["expr"])))
+        rule["expr"].insert(pos, draw(_WRONG_STATEMENT))
+        return data, "statement %d" % (pos + 1)
+    index = draw(st.sampled_from([i for i, o in enumerate(items) if next(iter(o)) in _EXPECTED]))
+    (kind, body), = items[index].items()
+    if draw(st.integers(0, 9)) == 0:  # the whole object
+        items[index] = {kind: draw(_ANY.filter(lambda v: not isinstance(v, dict)))}
+        return data, "item %d" % index
+    field = draw(st.sampled_from(sorted(_EXPECTED[kind])))
+    body[field] = draw(_WRONG_VALUE[_EXPECTED[kind][field]])
+    return data, '"%s"' % field
+
+
 @settings(max_examples=300, deadline=None)
-@given(_JSON)
-def test_nft_parser_never_crashes_on_arbitrary_json(data):
+@given(st.one_of(_JSON.map(lambda d: (d, None)), _structurally_wrong()))
+def test_nft_parser_never_crashes_on_arbitrary_json(case):
+    """Arbitrary JSON and structurally wrong listings: only ParseError, never a traceback; and a
+    listing with a value of the wrong type is always refused, the message naming what is wrong."""
+    data, broken = case
     try:
         rs = nftables.parse_nft_json({"nftables": data} if isinstance(data, list) else data)
-    except ParseError:
+    except ParseError as exc:
+        if broken is not None:
+            assert str(exc).startswith("nftables JSON: ") and broken in str(exc), str(exc)
         return
+    assert broken is None, "accepted a listing with a wrong %s" % broken
     result = evaluate(rs, tcp("10.0.0.1", 80))
     assert result["verdict"] in ("accept", "drop", "reject", "indeterminate")
 

@@ -237,3 +237,129 @@ def test_reader_uses_the_binding_or_says_what_is_missing(monkeypatch):
         nftables.read_nftables(use_binding=True)
     with pytest.raises(MissingDependency, match="nft"):
         nftables.read_nftables(use_binding=False, nft_path="/nonexistent/nft")
+
+
+# ----------------------------------------------------------------- structurally wrong JSON
+
+def _listing():
+    """A small well-formed listing: table inet t, base chain input, a set, a verdict map, 2 rules."""
+    return {"nftables": [
+        {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "t", "handle": 1}},
+        {"chain": {"family": "inet", "table": "t", "name": "input", "handle": 1, "type": "filter",
+                   "hook": "input", "prio": 0, "policy": "drop"}},
+        {"set": {"family": "inet", "table": "t", "name": "ok_src", "type": "ipv4_addr", "handle": 2,
+                 "flags": ["interval"], "elem": [{"prefix": {"addr": "10.200.1.0", "len": 24}}]}},
+        {"map": {"family": "inet", "table": "t", "name": "ports", "type": "inet_service", "handle": 3,
+                 "map": "verdict", "elem": [[8081, {"drop": None}]]}},
+        {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 4, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@ok_src"}},
+            {"accept": None}]}},
+        {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 5, "expr": [
+            {"vmap": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "data": "@ports"}}]}},
+    ]}
+
+
+def _body(data, kind, n=1):
+    """The n-th ``kind`` object of the listing."""
+    return [o[kind] for o in data["nftables"] if kind in o][n - 1]
+
+
+def _set(kind, field, value, n=1):
+    def change(data):
+        _body(data, kind, n)[field] = value
+    return change
+
+
+def _statement(n_rule, pos, stmt):
+    def change(data):
+        _body(data, "rule", n_rule)["expr"].insert(pos, stmt)
+    return change
+
+
+@pytest.mark.parametrize("change,message", [
+    (_set("table", "family", ["inet"]),
+     r'^nftables JSON: table "t" \(item 1\): "family" is a list \(\["inet"\]\), expected a string'),
+    (_set("table", "name", None), r'table \(item 1\): "name" is null, expected a string'),
+    (_set("chain", "table", {"name": "t"}),
+     r'chain "input" \(item 2\): "table" is an object \(\{"name": "t"\}\), expected a string'),
+    (_set("chain", "hook", 1), r'chain "input" of table inet t \(item 2\): "hook" is an int \(1\), expected a string'),
+    (_set("chain", "prio", [0]), r'"prio" is a list \(\[0\]\), expected an int or a priority name'),
+    (_set("rule", "chain", {"name": "input"}),
+     r'rule of table inet t \(item 5, handle 4\): "chain" is an object \(\{"name": "input"\}\), expected a string'),
+    (_set("rule", "expr", 3, n=2),
+     r'^nftables JSON: rule 2 of chain "input" of table inet t \(item 6, handle 5\): "expr" is an int \(3\), '
+     r'expected a list in nft -j list ruleset$'),
+    (_set("rule", "handle", [4]),
+     r'rule 1 of chain "input" of table inet t \(item 5\): "handle" is a list \(\[4\]\), expected an int'),
+    (_set("rule", "handle", True), r'"handle" is a boolean \(true\), expected an int'),
+    (_set("rule", "comment", {"x": 1}), r'"comment" is an object'),
+    (_set("set", "name", ["ok_src"]),
+     r'set of table inet t \(item 3\): "name" is a list \(\["ok_src"\]\), expected a string'),
+    (_set("set", "elem", "10.0.0.1"), r'set "ok_src" .*"elem" is a string \("10.0.0.1"\), expected a list'),
+    (_set("set", "type", {"typeof": 1}), r'set "ok_src" .*"type" is an object'),
+    (_set("map", "name", 7), r'map of table inet t \(item 4\): "name" is an int \(7\), expected a string'),
+    (_set("map", "elem", [8081, {"drop": None}]),
+     r'map "ports" .*: element 1 of "elem" is an int \(8081\), expected a \[key, value\] pair'),
+    (_set("metainfo", "json_schema_version", "1"), r'metainfo \(item 0\): "json_schema_version" is a string'),
+    (_statement(1, 1, 42), r'rule 1 of chain "input" .*: statement 2 of "expr": an int \(42\), expected an object'),
+    (_statement(1, 0, {"accept": None, "drop": None}), r'statement 1 of "expr": an object .*expected an object with one key'),
+    (_statement(2, 0, {"jump": "other"}),
+     r'rule 2 of chain "input" .*statement 1 of "expr": "jump" is a string \("other"\), expected an object with a '
+     r'"target" string'),
+    (_statement(1, 2, {"goto": {"target": ["x"]}}), r'statement 3 of "expr": "goto" is an object'),  # after the verdict
+    (_statement(1, 0, {"match": [1]}), r'statement 1 of "expr": "match" is a list'),
+    (_statement(1, 0, {"reject": {"type": ["icmp"]}}), r'"reject" "type" is a list'),
+    (_statement(1, 0, {"dnat": "10.0.0.1"}), r'"dnat" is a string \("10.0.0.1"\), expected an object or null'),
+    (_statement(1, 0, {"vmap": [1]}), r'"vmap" is a list'),
+])
+def test_structurally_wrong_json_is_a_parse_error_naming_the_value_and_where(change, message):
+    data = _listing()
+    nftables.parse_nft_json(copy.deepcopy(data))  # the listing itself is fine
+    change(data)
+    with pytest.raises(ParseError, match=message):
+        nftables.parse_nft_json(data)
+    with pytest.raises(ParseError, match=message):
+        nftables.parse_nft_json(json.dumps(data))
+
+
+def test_wrong_top_level_objects_and_references_are_parse_errors():
+    data = _listing()
+    data["nftables"][2] = {"chain": ["input"]}
+    with pytest.raises(ParseError, match=r'chain \(item 2\) is a list \(\["input"\]\), expected an object'):
+        nftables.parse_nft_json(data)
+    data = _listing()
+    data["nftables"].append({"element": {"family": "inet", "table": "t", "name": "nope", "elem": [1]}})
+    with pytest.raises(ParseError, match=r'element "nope" of table inet t \(item 7\) refers to unknown set nope'):
+        nftables.parse_nft_json(data)
+    data = _listing()
+    data["nftables"].append({"element": {"family": "inet", "table": "t", "name": "ok_src", "elem": "10.9.9.9"}})
+    with pytest.raises(ParseError, match=r'"elem" is a string \("10.9.9.9"\), expected a list'):
+        nftables.parse_nft_json(data)
+    data = _listing()
+    _body(data, "rule")["chain"] = "missing"
+    with pytest.raises(ParseError, match=r'rule 1 of chain "missing" .* refers to unknown chain "missing"'):
+        nftables.parse_nft_json(data)
+
+
+def test_element_objects_add_to_their_set():
+    data = _listing()
+    assert evaluate(nftables.parse_nft_json(data), tcp(HOST, 22, src="10.9.9.9"))["verdict"] == "drop"
+    data["nftables"].append({"element": {"family": "inet", "table": "t", "name": "ok_src", "elem": ["10.9.9.9"]}})
+    assert evaluate(nftables.parse_nft_json(data), tcp(HOST, 22, src="10.9.9.9"))["verdict"] == "accept"
+
+
+def test_well_formed_expressions_the_model_does_not_know_stay_indeterminate():
+    # not structural errors: an unknown statement, an unknown match and an unknown set value
+    data = _listing()
+    _body(data, "rule")["expr"].insert(0, {"osf": {"key": "name", "ttl": "loose"}})
+    result = evaluate(nftables.parse_nft_json(data), tcp(HOST, 22))
+    assert result["verdict"] == "indeterminate" and "osf" in result["reason"]
+    data = _listing()
+    _body(data, "rule")["expr"][0]["match"]["left"] = {"socket": {"key": "transparent"}}
+    result = evaluate(nftables.parse_nft_json(data), tcp(HOST, 22))
+    assert result["verdict"] == "indeterminate" and "socket" in result["reason"]
+    data = _listing()
+    _body(data, "set")["elem"] = [{"weird": {"x": 1}}]
+    result = evaluate(nftables.parse_nft_json(data), tcp(HOST, 22))
+    assert result["verdict"] == "indeterminate" and "ok_src" in result["reason"]
