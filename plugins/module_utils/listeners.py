@@ -8,7 +8,10 @@ Everything is read from ``/proc`` (no ``ss``/``netstat``, no subprocess):
 - ``/proc/net/{tcp,tcp6,udp,udp6}``: every TCP socket in LISTEN and every unconnected
   bound UDP socket, with owner uid, inode and (TCP) current accept-queue depth;
 - ``/proc/<pid>/fd``: which processes hold each socket (each pid's fd table is read once);
-  ``comm``, ``cmdline`` and ``status`` (Uid) of those processes;
+  ``comm``, ``cmdline`` and ``status`` (Uid) of those processes; ``/proc/self/mountinfo`` and
+  ``/proc/self/status`` to tell whether the ``/proc`` mount hides other users' processes
+  (``hidepid``), so a socket no visible process holds is reported as of unknown owner rather
+  than as held by none;
 - ``/proc/sys/net/...``: somaxconn, ip_local_port_range, ICMP rate limits, rp_filter,
   ip_forward, bindv6only, ...;
 - ``/proc/net/{netstat,snmp,snmp6}``: ListenOverflows, ListenDrops and friends.
@@ -398,6 +401,58 @@ def scan_processes(proc, inodes):
     return holders, sorted(unreadable)
 
 
+CAP_SYS_PTRACE = 19  # include/uapi/linux/capability.h
+
+
+def proc_hides_processes(proc):
+    """Whether the ``proc`` mount may hide other users' processes from this reader.
+
+    With ``hidepid=2`` (``invisible``) or ``hidepid=4`` (``ptraceable``) the processes the reader
+    may not inspect are not listed at all, so their open files can be neither read nor found
+    unreadable.  Read from ``<proc>/self/mountinfo`` (the mount at ``/proc``) and
+    ``<proc>/self/status`` (CAP_SYS_PTRACE, which sees everything, and the groups the ``gid=``
+    option exempts).  Returns the ``hidepid`` value (a string) when processes may be hidden,
+    else None (also when those files cannot be read: a replayed tree without them).
+    """
+    try:
+        mountinfo = _read(os.path.join(proc, "self", "mountinfo"))
+        status = _read(os.path.join(proc, "self", "status"))
+    except OSError:
+        return None
+    hidepid, gid = None, None
+    for line in mountinfo.splitlines():
+        pre, sep, post = line.partition(" - ")
+        fields, tail = pre.split(), post.split()
+        if not sep or len(fields) < 6 or len(tail) < 3 or fields[4] != "/proc" or tail[0] != "proc":
+            continue
+        hidepid, gid = None, None  # the last mount at /proc is the visible one
+        for opt in (fields[5] + "," + tail[2]).split(","):
+            key, dummy, value = opt.partition("=")
+            if key == "hidepid":
+                hidepid = value
+            elif key == "gid" and value.isdigit():
+                gid = int(value)
+    if hidepid not in ("2", "invisible", "4", "ptraceable"):
+        return None
+    groups, cap_eff = set(), 0
+    for line in status.splitlines():
+        key, dummy, value = line.partition(":")
+        try:
+            if key == "CapEff":
+                cap_eff = int(value.strip(), 16)
+            elif key == "Groups":
+                groups.update(int(g) for g in value.split())
+            elif key == "Gid":
+                groups.add(int(value.split()[1]))  # effective gid
+        except (ValueError, IndexError):
+            continue
+    if cap_eff & (1 << CAP_SYS_PTRACE):
+        return None
+    if hidepid in ("2", "invisible") and gid is not None and gid in groups:
+        return None
+    return hidepid
+
+
 def read_process(proc, pid, users):
     """``{pid, name, cmdline, uid, user}`` of one process, or None when it has gone."""
     base = os.path.join(proc, str(pid))
@@ -542,9 +597,13 @@ def read_listeners(root="/", ports=None, protocols=PROTOCOLS, include_process=Tr
     else:
         warnings.append("sock_diag not queried: TCP backlog and IPV6_V6ONLY unknown")
 
-    holders, unreadable = {}, []
+    holders, unreadable, hidepid = {}, [], None
     if include_process:
         holders, unreadable = scan_processes(proc, set(s["inode"] for s in sockets if s["inode"]))
+        hidepid = proc_hides_processes(proc)
+    # complete: every process this /proc has was inspected, so a socket no process was seen
+    # holding is held by none (a kernel socket, or its process just exited)
+    complete = not unreadable and hidepid is None
     processes = {}
     listeners = []
     for sock in sockets:
@@ -567,6 +626,7 @@ def read_listeners(root="/", ports=None, protocols=PROTOCOLS, include_process=Tr
             "process": None,
             "processes": [],
             "processes_complete": None,
+            "owner": None,
         }
         if include_process:
             for pid in sorted(holders.get(sock["inode"], ())):
@@ -576,18 +636,25 @@ def read_listeners(root="/", ports=None, protocols=PROTOCOLS, include_process=Tr
                     listener["processes"].append(dict(processes[pid]))
             listener["pids"] = [p["pid"] for p in listener["processes"]]
             listener["process"] = listener["processes"][0]["name"] if listener["processes"] else None
-            listener["processes_complete"] = not unreadable
+            listener["processes_complete"] = complete
+            if listener["processes"]:
+                listener["owner"] = "process"
+            else:
+                listener["owner"] = "none" if complete else "unknown"
         listeners.append(listener)
     listeners.sort(key=lambda l: (l["protocol"], l["port"], l["family"], l["address"], l["inode"]))
+    hidden = [l for l in listeners if l["owner"] == "unknown"]
     if unreadable:
-        hidden = [l for l in listeners if not l["processes"]]
         warnings.append("could not read the open files of %d processes (not root?); %d listeners have no "
-                        "visible process" % (len(unreadable), len(hidden)))
+                        "visible process (owner unknown)" % (len(unreadable), len(hidden)))
+    if hidepid is not None:
+        warnings.append("/proc is mounted with hidepid=%s: other users' processes are not listed (not root?); "
+                        "%d listeners have no visible process (owner unknown)" % (hidepid, len(hidden)))
     return {
         "listeners": listeners,
         "process_scan": {
             "enabled": bool(include_process),
-            "complete": not unreadable if include_process else None,
+            "complete": complete if include_process else None,
             "unreadable_pids": unreadable,
         },
         "warnings": warnings,

@@ -22,7 +22,9 @@ description:
     unavailable they are returned as null and a warning says so.
   - Also returns the kernel settings that change reachability and the listen-overflow counters.
   - Without root, sockets are still all listed; processes whose open files cannot be read are
-    named in RV(process_scan.unreadable_pids) and a warning is emitted.
+    named in RV(process_scan.unreadable_pids) and a warning is emitted. A socket no visible process
+    holds then has RV(listeners[].owner=unknown) (its owner may be one of those processes), not
+    V(none).
 author:
   - netdiag.reachability developers (@netdiag)
 options:
@@ -166,7 +168,8 @@ listeners:
       description:
         - Every process holding the socket, sorted. A fork-shared socket lists all its processes;
           an C(SO_REUSEPORT) group is one entry per socket. Empty when O(include_process=false)
-          or none could be seen.
+          or no holder could be seen; RV(listeners[].owner) tells whether no process holds the
+          socket or its holder could not be seen.
       returned: always
       type: list
       elements: int
@@ -210,11 +213,28 @@ listeners:
     processes_complete:
       description:
         - V(true) when every process's open files could be read, so RV(listeners[].processes) is
-          the full list; V(false) when some could not (not root); null when
-          O(include_process=false).
+          the full list (an empty list then means no process holds the socket); V(false) when
+          some could not (not root), so a holder may be missing from it; null when
+          O(include_process=false). The same for every listener (RV(process_scan.complete)).
       returned: always
       type: bool
       sample: true
+    owner:
+      description:
+        - Who holds the socket, as far as the process scan can tell.
+        - V(process) when RV(listeners[].processes) lists at least one process.
+        - V(unknown) when no process was seen holding it and the scan was incomplete (some
+          processes' open files could not be read, see RV(process_scan.unreadable_pids), or the
+          C(/proc) mount hides other users' processes with C(hidepid)); the owner may be one of
+          the processes that could not be seen.
+        - V(none) when every process's open files were read and none holds the socket, so it
+          belongs to no process; for example a socket of an in-kernel server (nfsd, lockd,
+          ksmbd) or one whose process exited while the scan ran.
+        - Null when O(include_process=false).
+      returned: always
+      type: str
+      choices: [process, unknown, none]
+      sample: process
   sample:
     - protocol: tcp
       family: ipv4
@@ -233,6 +253,7 @@ listeners:
       processes:
         - {pid: 812, name: python3, cmdline: "python3 -m http.server -b 127.0.0.1 8080", uid: 0, user: root}
       processes_complete: true
+      owner: process
 sysctls:
   description:
     - Kernel settings that change reachability, by sysctl name; missing ones are left out.
@@ -278,7 +299,11 @@ process_scan:
       type: bool
       sample: true
     complete:
-      description: V(true) when every process's open files could be read; null when not enabled.
+      description:
+        - V(true) when every process's open files could be read; V(false) when some could not
+          (permission denied, see RV(process_scan.unreadable_pids)) or when the C(/proc) mount
+          hides other users' processes (C(hidepid=invisible) or C(ptraceable) for a reader without
+          C(CAP_SYS_PTRACE), which a warning names); null when not enabled.
       returned: always
       type: bool
       sample: false

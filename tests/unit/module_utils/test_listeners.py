@@ -190,6 +190,7 @@ def test_process_details_and_users(gathered):
     assert root_owned["user"] == "root"
     assert root_owned["processes"][0]["cmdline"].endswith("main 10.200.200.1 10.200.200.2")
     assert all(l["processes_complete"] is True for l in gathered["listeners"])
+    assert all(l["owner"] == "process" for l in gathered["listeners"])
 
 
 def test_connected_udp_and_accepted_tcp_are_not_listeners(server, gathered):
@@ -250,7 +251,8 @@ def test_without_process_scan(server, monkeypatch):
     monkeypatch.setattr(L, "scan_processes", boom)
     result = L.read_listeners(server, include_process=False, diag=None)
     assert len(result["listeners"]) == 20
-    assert all(l["pids"] == [] and l["processes_complete"] is None for l in result["listeners"])
+    assert all(l["pids"] == [] and l["processes_complete"] is None and l["owner"] is None
+               for l in result["listeners"])
     assert result["process_scan"] == {"enabled": False, "complete": None, "unreadable_pids": []}
 
 
@@ -273,10 +275,123 @@ def test_unprivileged_view_still_lists_sockets(server, monkeypatch):
     seen = [l["port"] for l in result["listeners"] if l["pids"]]
     assert sorted(seen) == [7000, 7001]
     assert all(l["processes_complete"] is False for l in result["listeners"])
+    # no visible holder, and some fd tables were unreadable: "could not see it", not "no process"
+    assert sorted(l["port"] for l in result["listeners"] if l["owner"] == "process") == [7000, 7001]
+    assert all(l["owner"] == "unknown" for l in result["listeners"] if not l["pids"])
     (hidden,) = by_port(result, 8080)
     assert hidden["user"] == "root"  # the socket owner comes from the table, visible anyway
     assert any("could not read the open files of 8 processes" in w and "18 listeners" in w
-               for w in result["warnings"])
+               and "owner unknown" in w for w in result["warnings"])
+
+
+def _holder_dir(tree, port, protocol="tcp"):
+    """The captured /proc/<pid> of the only process holding the (first) socket on ``port``."""
+    l = by_port(L.read_listeners(tree, diag=None), port, protocol)[0]
+    (pid,) = l["pids"]
+    return os.path.join(tree, "proc", str(pid)), l["inode"]
+
+
+def test_socket_whose_process_is_gone_has_no_owner(server):
+    """Every fd table readable and none holds the socket: it belongs to no process.
+
+    Replays the capture with one reuseport child's /proc/<pid> removed while its socket stays in
+    /proc/net/tcp, as when the process exits between the two reads."""
+    proc_dir, inode = _holder_dir(server, 9000)  # each of the three holds only its own socket
+    shutil.rmtree(proc_dir)
+    result = L.read_listeners(server, diag=None)
+    (gone,) = [l for l in result["listeners"] if l["inode"] == inode]
+    assert (gone["pids"], gone["process"], gone["processes"]) == ([], None, [])
+    assert (gone["owner"], gone["processes_complete"]) == ("none", True)
+    assert all(l["owner"] == "process" for l in result["listeners"] if l["inode"] != inode)
+    assert result["process_scan"] == {"enabled": True, "complete": True, "unreadable_pids": []}
+    assert result["warnings"] == ["sock_diag not queried: TCP backlog and IPV6_V6ONLY unknown"]
+
+
+def test_kernel_socket_has_no_owner(server):
+    """A listener no process holds, e.g. an in-kernel server's (nfsd on 2049/tcp): the captured
+    table with one more LISTEN line whose inode is in no process's fd table."""
+    path = os.path.join(server, "proc", "net", "tcp")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    first = lines[1].split()
+    kernel = lines[1].replace(first[1], "00000000:0801", 1).replace(" %s " % first[9], " 4242424 ", 1)
+    with open(path, "w") as f:
+        f.write("\n".join(lines + [kernel.replace(first[0], "%d:" % (len(lines) - 1), 1)]) + "\n")
+    result = L.read_listeners(server, diag=None)
+    (nfsd,) = by_port(result, 2049)
+    assert (nfsd["inode"], nfsd["address"], nfsd["user"]) == (4242424, "0.0.0.0", "root")
+    assert (nfsd["pids"], nfsd["owner"], nfsd["processes_complete"]) == ([], "none", True)
+    assert result["process_scan"]["complete"] is True
+
+
+def test_kernel_socket_seen_unprivileged_is_owner_unknown(server, monkeypatch):
+    """The same socket with root's fd tables unreadable: no holder seen, but one may be hidden."""
+    proc_dir, inode = _holder_dir(server, 8080)  # the main process, root's
+    real = L._listdir
+
+    def as_nobody(path):
+        if path == os.path.join(proc_dir, "fd"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+    monkeypatch.setattr(L, "_listdir", as_nobody)
+    result = L.read_listeners(server, diag=None)
+    (l,) = by_port(result, 8080)
+    assert (l["pids"], l["owner"], l["processes_complete"]) == ([], "unknown", False)
+    (other,) = by_port(result, 7000)
+    assert (other["owner"], other["processes_complete"]) == ("process", False)
+    assert result["process_scan"]["unreadable_pids"] == [int(os.path.basename(proc_dir))]
+
+
+NOBODY_STATUS = "Name:\tpython3\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\n" \
+    "Groups:\t%s\nCapEff:\t%s\n"
+PROC_MOUNT = "22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw%s\n"
+
+
+def _self(tree, mount_opts, groups="", cap_eff="0000000000000000"):
+    os.makedirs(os.path.join(tree, "proc", "self"))
+    with open(os.path.join(tree, "proc", "self", "mountinfo"), "w") as f:
+        f.write("1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" + PROC_MOUNT % mount_opts)
+    with open(os.path.join(tree, "proc", "self", "status"), "w") as f:
+        f.write(NOBODY_STATUS % (groups, cap_eff))
+
+
+def test_hidepid_hides_other_users_processes(server):
+    """As nobody on a /proc mounted hidepid=invisible: root's processes are not listed at all (no
+    EACCES to notice), so a socket with no visible holder must still be "unknown"."""
+    _self(server, ",hidepid=invisible")
+    nobody = by_port(L.read_listeners(server, diag=None), 7000)[0]["pids"][0]
+    for pid_dir in glob.glob(os.path.join(server, "proc", "[0-9]*")):
+        if os.path.basename(pid_dir) != str(nobody):
+            shutil.rmtree(pid_dir)  # what nobody's listing of /proc shows
+    result = L.read_listeners(server, diag=None)
+    assert result["process_scan"] == {"enabled": True, "complete": False, "unreadable_pids": []}
+    assert sorted(l["port"] for l in result["listeners"] if l["owner"] == "process") == [7000, 7001]
+    assert all(l["owner"] == "unknown" and l["processes_complete"] is False
+               for l in result["listeners"] if not l["pids"])
+    assert any("hidepid=invisible" in w and "18 listeners" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize("mount_opts,groups,cap_eff,hidden", [
+    ("", "", "0000000000000000", None),                                # no hidepid
+    (",hidepid=noaccess", "", "0000000000000000", None),               # listed; EACCES shows it
+    (",hidepid=1", "", "0000000000000000", None),
+    (",hidepid=invisible", "", "0000000000000000", "invisible"),
+    (",hidepid=2", "", "0000000000000000", "2"),
+    (",hidepid=ptraceable", "", "0000000000000000", "ptraceable"),
+    (",hidepid=invisible", "", "000001ffffffffff", None),              # CAP_SYS_PTRACE sees all
+    (",hidepid=invisible,gid=1001", "27 1001", "0000000000000000", None),  # the gid= group is exempt
+    (",hidepid=invisible,gid=1001", "27", "0000000000000000", "invisible"),
+    (",hidepid=ptraceable,gid=1001", "1001", "0000000000000000", "ptraceable"),  # gid= does not apply
+])
+def test_proc_hides_processes(tmp_path, mount_opts, groups, cap_eff, hidden):
+    tree = str(tmp_path)
+    _self(tree, mount_opts, groups, cap_eff)
+    assert L.proc_hides_processes(os.path.join(tree, "proc")) == hidden
+
+
+def test_proc_hides_processes_without_self_files(server):
+    """A replayed tree without proc/self (the captured ones) is taken as not hiding anything."""
+    assert L.proc_hides_processes(os.path.join(server, "proc")) is None
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
@@ -299,7 +414,7 @@ def test_live_reader_as_nobody_sees_socket_but_not_root_process():
     (l,) = result["listeners"]
     assert (l["address"], l["port"], l["scope"], l["user"]) == ("127.0.0.1", port, "loopback", "root")
     assert l["accept_backlog"] == 3  # netlink works unprivileged
-    assert l["pids"] == [] and l["processes_complete"] is False
+    assert l["pids"] == [] and l["processes_complete"] is False and l["owner"] == "unknown"
     assert os.getpid() in result["process_scan"]["unreadable_pids"]
     assert result["warnings"]
 
