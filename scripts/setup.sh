@@ -12,8 +12,12 @@ APT_PACKAGES=(
   nftables iptables firewalld ufw python3-firewall python3-nftables python3-scapy python3-dbus
   python3-yaml python3-venv python3-pip dbus openssh-server openssh-client iproute2 iputils-ping
   traceroute tcpdump nmap hping3 socat netcat-openbsd procps make git chromium chromium-driver tshark
+  shellcheck
 )
-[ -n "${NETDIAG_EXTRA_APT:-}" ] && APT_PACKAGES+=(${NETDIAG_EXTRA_APT})
+if [ -n "${NETDIAG_EXTRA_APT:-}" ]; then
+  read -r -a extra_apt <<< "$NETDIAG_EXTRA_APT"
+  APT_PACKAGES+=("${extra_apt[@]}")
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 # Exits non-zero on any failure; pytest's "no tests collected" (exit 5) counts as a failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
+cd "$here" || exit 1
 export PATH="$here/.venv/bin:$PATH" ANSIBLE_CONFIG="$here/ansible.cfg"
 failed=()
 

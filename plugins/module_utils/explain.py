@@ -502,11 +502,11 @@ def _cloud_fix(verdict, flow):
     if not fixes:
         return _manual("allow %s/%s to %s in the %s" % (flow["port"], flow["protocol"], flow["address"],
                                                         (verdict.get("layer") or "security group").replace("_", " ")))
-    summary = "; ".join("%s %s: %s" % (f.get("layer") or "cloud", f.get("target"), f.get("note") or "add the rule")
-                        if not f.get("command") else "%s %s: add %s" % (f.get("layer") or "cloud", f.get("target"),
-                                                                          _cloud_rule_text(f.get("rule")))
-                        for f in fixes)
-    fix = _manual(summary, None, [f["command"] for f in fixes if f.get("command")])
+    parts = []
+    for f in fixes:
+        what = "add %s" % _cloud_rule_text(f.get("rule")) if f.get("command") else (f.get("note") or "add the rule")
+        parts.append("%s %s: %s" % ((f.get("layer") or "cloud").replace("_", " "), f.get("target"), what))
+    fix = _manual("; ".join(parts), None, [f["command"] for f in fixes if f.get("command")])
     fix["cloud"] = fixes
     return fix
 
