@@ -185,3 +185,76 @@ def test_flows_answered_by_the_destination_are_not_traced_and_need_no_trace(fact
     # silent flows and rejects sent by the router are still traced
     assert ("10.200.2.10", 8081) in traced and ("10.200.2.10", 8082) in traced and ("10.200.2.18", 80) in traced
     assert skipped >= 6
+
+
+# ------------------------------------------------------ the causes the seeds lab does not show by itself
+# Each starts from the captured facts and changes only what the scenario changes.
+
+def _healthy_with(facts, **listener_changes):
+    hosts = copy.deepcopy(facts["hosts"])
+    for lst in hosts["healthy"]["listeners"]:
+        if lst["protocol"] == "tcp" and lst["port"] == 80:
+            lst.update(listener_changes)
+    return hosts
+
+
+def _silent():
+    return {"address": "10.200.2.10", "engine": "raw", "family": "ipv4", "port": 80, "protocol": "tcp",
+            "rate_limited": False, "reason": "no-response", "reply": None, "retries": 1, "rtt_ms": None,
+            "state": "filtered", "target": "10.200.2.10"}
+
+
+def test_service_bound_to_another_address_is_wrong_address(facts):
+    hosts = _healthy_with(facts, address="10.200.3.3", scope="specific")
+    rst = dict(_silent(), reason="reset", state="closed",
+               reply={"kind": "rst", "sender": "10.200.2.10", "sender_is_target": True, "ttl": 63})
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=rst)
+    assert f["cause"] == "wrong_address", (f["cause"], f["culprit"])
+    assert f["culprit"]["miss"] == "other_address" and "10.200.3.3" in json.dumps(f["culprit"])
+    assert "listen on 10.200.2.10:80" in f["fix"]["summary"]
+
+
+def test_full_accept_queue_on_a_silent_port_is_listen_backlog_full(facts):
+    hosts = _healthy_with(facts, accept_queue=129, accept_backlog=128)
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_silent(), trace=None)
+    assert f["cause"] == "listen_backlog_full", (f["cause"], f["culprit"])
+    assert "129 queued, backlog 128" in f["culprit"]["text"]
+    assert "somaxconn" in f["fix"]["summary"]
+    # the same queue on a port that still answers is only a note, not a failure
+    f = one(facts, "10.200.2.10", 80, hosts=hosts)
+    assert f["cause"] == "ok" and "accept queue is full" in f["evidence"]["note"]
+
+
+def test_host_unreachable_from_the_router_is_host_down(facts):
+    probe = dict(_silent(), reason="host-unreach", state="unreachable",
+                 reply={"kind": "icmp", "icmp_type": 3, "icmp_code": 1, "icmp_name": "host-unreachable",
+                        "sender": "10.200.1.1", "sender_is_target": False, "ttl": 64})
+    f = one(facts, "10.200.2.10", 80, probe=probe, trace=None)
+    assert f["cause"] == "host_down"
+    assert f["culprit"]["address"] == "10.200.1.1" and "host-unreachable" in f["culprit"]["text"]
+    assert f["conflicts"] == []
+
+
+NFT_OUTPUT_DROP = {"nftables": [
+    {"metainfo": {"version": "1.0.6", "release_name": "x", "json_schema_version": 1}},
+    {"table": {"family": "inet", "name": "egress", "handle": 7}},
+    {"chain": {"family": "inet", "table": "egress", "name": "output", "handle": 1, "type": "filter", "hook": "output",
+               "prio": 0, "policy": "accept"}},
+    {"rule": {"family": "inet", "table": "egress", "chain": "output", "handle": 4, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.200.2.0/24"}},
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}},
+        {"drop": None}]}},
+]}
+
+
+def test_a_drop_in_the_sources_own_output_chain_is_source_firewall(facts):
+    from ansible_collections.netdiag.reachability.plugins.module_utils.rules.nftables import parse_nft_json
+    hosts = copy.deepcopy(facts["hosts"])
+    hosts["client"]["firewall"] = parse_nft_json(json.dumps(NFT_OUTPUT_DROP))
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_silent(), trace=None)
+    assert f["cause"] == "source_firewall", (f["cause"], f["culprit"])
+    assert f["culprit"]["handle"] == 4 and f["culprit"]["chain"] == "output"
+    assert "allow outgoing 80/tcp to 10.200.2.10 on client" in f["fix"]["summary"]
+    assert f["evidence"]["source_firewall"]["verdict"] == "drop"
+    # the same rule does not touch another port
+    assert one(facts, "10.200.2.10", 8081, hosts=hosts)["cause"] == "path_block"
