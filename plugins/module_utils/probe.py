@@ -158,6 +158,8 @@ def _number(value, name, minimum, maximum=None, integer=False):
         raise InputError("invalid %s %r: not a number" % (name, value))
     if integer and isinstance(value, float) and value != num:
         raise InputError("invalid %s %r: not a whole number" % (name, value))
+    if num != num or num in (float("inf"), float("-inf")):  # NaN / infinity: no bound check would catch them
+        raise InputError("invalid %s %r: not a finite number" % (name, value))
     if num < minimum or (maximum is not None and num > maximum):
         bounds = "at least %s" % minimum if maximum is None else "between %s and %s" % (minimum, maximum)
         raise InputError("invalid %s %r: must be %s" % (name, value, bounds))

@@ -161,11 +161,14 @@ def normalise_packet(packet):
 
 
 def _icmp_type(value, family):
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    """A type number (0-255, the field is one byte) or name; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= 255 else None
     text = str(value).strip().lower()
     if text.isdigit():
-        return int(text)
+        return int(text) if int(text) <= 255 else None
     table = ICMP6_TYPE_NUMBERS if family == "ipv6" else ICMP4_TYPE_NUMBERS
     return table.get(text)
 

@@ -100,6 +100,8 @@ def test_max_probes_bounds_the_expansion():
 @pytest.mark.parametrize("options,needle", [
     ({"timeout": -1}, "timeout"),
     ({"timeout": "soon"}, "soon"),
+    ({"timeout": float("nan")}, "not a finite number"),
+    ({"rate_limit_budget": "inf"}, "not a finite number"),
     ({"retries": 2.5}, "2.5"),
     ({"rate": 0}, "rate"),
     ({"engine": "scapy"}, "scapy"),

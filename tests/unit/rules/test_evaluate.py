@@ -23,6 +23,9 @@ from .helpers import nft, read, tcp
     (dict(tcp("10.0.0.1", 80), ct_state="sleepy"), "sleepy"),
     (dict(tcp("10.0.0.1", 80), colour="red"), "colour"),
     (dict(tcp("10.0.0.1", 80), proto="icmp"), "sport 40000 given for protocol icmp"),
+    ({"family": "ipv4", "proto": "icmp", "src": "10.0.0.2", "dst": "10.0.0.1", "icmp_type": 999}, "999"),
+    ({"family": "ipv4", "proto": "icmp", "src": "10.0.0.2", "dst": "10.0.0.1", "icmp_type": "echo-sideways"},
+     "echo-sideways"),
 ])
 def test_bad_packets_name_the_bad_value(packet, bad):
     with pytest.raises(InputError, match=bad):
