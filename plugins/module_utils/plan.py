@@ -147,15 +147,21 @@ def host_facts(hv):
     af = hv.get("ansible_facts") or {}
     ifaces = []
     default_if = (af.get("default_ipv4") or {}).get("interface")
+    default_if6 = (af.get("default_ipv6") or {}).get("interface")
     for name in af.get("interfaces") or []:
         data = af.get(name.replace("-", "_")) or {}
         v4 = data.get("ipv4") or {}
         if v4.get("address") and name != "lo":
             ifaces.append({"name": name, "address": v4["address"], "prefix": int(v4.get("prefix") or 32),
                            "default": name == default_if})
+        for v6 in data.get("ipv6") or []:
+            if isinstance(v6, dict) and v6.get("address") and v6.get("scope", "global") == "global" and name != "lo":
+                ifaces.append({"name": name, "address": v6["address"], "prefix": int(v6.get("prefix") or 128),
+                               "default": name == default_if6})
     if ifaces:
         facts["interfaces"] = ifaces
     addrs = list(af.get("all_ipv4_addresses") or [])
+    addrs += [a for a in af.get("all_ipv6_addresses") or [] if not str(a).lower().startswith("fe80:")]
     if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
         addrs.append(str(hv["ansible_host"]))
     facts["addresses"] = addrs
@@ -168,15 +174,28 @@ def source_address(facts, destination):
         dst = ipaddress.ip_address(destination)
     except ValueError:
         dst = None
+    version = dst.version if dst is not None else 4
     default = None
     for iface in facts.get("interfaces") or []:
-        if iface.get("default"):
-            default = iface["address"]
-        if dst is not None:
+        try:
             net = ipaddress.ip_network("%s/%s" % (iface["address"], iface["prefix"]), strict=False)
-            if dst in net:
-                return iface["address"]
-    return default or (facts.get("addresses") or [None])[0]
+        except (KeyError, ValueError):
+            continue
+        if net.version != version:
+            continue
+        if iface.get("default") and default is None:
+            default = iface["address"]
+        if dst is not None and dst in net:
+            return iface["address"]
+    same_family = [a for a in facts.get("addresses") or [] if _version(a) == version]
+    return default or (same_family or [None])[0]
+
+
+def _version(address):
+    try:
+        return ipaddress.ip_address(str(address)).version
+    except ValueError:
+        return None
 
 
 def assemble(plan, hostvars, cloud=None):
