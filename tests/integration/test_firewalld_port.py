@@ -366,6 +366,28 @@ def run_offline(lab, args, check=False):
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
+def test_open_ports_role_with_the_daemon_stopped_edits_permanent_offline(lab, scratch_host, tmp_path):
+    """The remediation role on a host whose firewalld is stopped: no runtime to change or verify, so it
+    edits the permanent configuration offline and says so; a second run changes nothing."""
+    play = tmp_path / "play.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: netdiag.reachability.open_ports\n")
+    ev = {"open_ports_rules": [{"backend": "firewalld", "ports": ["9151/tcp"], "verify_from": "localhost"}],
+          "open_ports_management_source": "10.200.255.1", "open_ports_management_port": 22}  # no ssh here to read
+    argv = ["ip", "netns", "exec", SCRATCH, lab.ansible_bin("ansible-playbook"), "-i", "localhost,", "-c", "local",
+            "-e", "ansible_python_interpreter=/usr/bin/python3", "-e", json.dumps(ev), "-v", str(play)]
+    env = lab.env()
+    env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/run/%s-no-bus" % SCRATCH
+    xml = os.path.join(scratch_host, "zones", "public.xml")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0", proc.stdout), \
+        proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "offline, firewalld not running" in proc.stdout, proc.stdout[-4000:]
+    with open(xml) as fh:
+        assert '<port port="9151" protocol="tcp"/>' in fh.read()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", proc.stdout), proc.stdout[-4000:]
+
+
 def test_daemon_stopped_edits_permanent_offline(lab, scratch_host):
     lab_items = our_items(lab, "fwd-nft")
     xml = os.path.join(scratch_host, "zones", "public.xml")
