@@ -57,7 +57,10 @@ def main():
                         for host, res in task["hosts"].items():
                             if res.get("skipped") or host == "localhost":
                                 continue
-                            n = len(res.get("results") or []) or 1
+                            # a loop is one round trip per item; a module's own "results" (probe) is one
+                            items = res.get("results") if isinstance(res.get("results"), list) else []
+                            looped = items and isinstance(items[0], dict) and "ansible_loop_var" in items[0]
+                            n = len(items) if looped else 1
                             per_host[host] = per_host.get(host, 0) + n
                 with open(os.path.join(tmp, "report.json")) as fh:
                     summary = json.load(fh)["summary"]
