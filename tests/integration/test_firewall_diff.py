@@ -2,7 +2,9 @@
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Differential test: the evaluator's verdicts (firewall_info on the host) against the wire
-(probe from ``client``, raw engine) and, for nftables hosts, against ``nft monitor trace``.
+(probes with the raw engine from two sources: ``client`` behind the router, and ``healthy`` on the
+servers' own subnet, which the firewalld hosts bind to zone ``internal`` by source) and, for
+nftables hosts, against ``nft monitor trace``.
 
 Expected wire result per verdict:
   accept + listener      -> TCP syn-ack; UDP reply or silence (open|filtered)
@@ -18,7 +20,9 @@ import time
 
 import pytest
 
-CLIENT = "10.200.1.10"
+CLIENT = "10.200.1.10"     # behind the router (front network)
+NEIGHBOUR = "10.200.2.10"  # healthy, on the servers' own subnet; firewalld binds it to zone internal by source
+SOURCES = {"client": CLIENT, "healthy": NEIGHBOUR}
 FIREWALL_HOSTS = ("fwd-nft", "fwd-ipt", "ufw", "ipt-reject", "ipt-legacy", "nft-drop")
 NFT_TRACE_HOSTS = ("fwd-nft", "nft-drop", "router")  # rulesets of the nftables backend (handles)
 BASE_TCP = [22, 80, 81, 443, 3306, 5353, 8000, 8080, 8081, 8082, 8088, 139, 445, 137]
@@ -77,44 +81,51 @@ def _expected(verdict, listening, proto):
     return set()
 
 
-def _probe(lab, targets):
-    res = lab.module("client", "netdiag.reachability.probe", {
+def _probe(lab, targets, source="client"):
+    """Probe from ``source`` (a lab host); results keyed by (source address, address, protocol, port)."""
+    res = lab.module(source, "netdiag.reachability.probe", {
         "targets": targets, "engine": "raw", "timeout": 1.0, "retries": 1, "rate": 500,
         "rate_limit_budget": 40.0})
     assert not res.get("failed"), res.get("msg")
-    return {(r["address"], r["protocol"], r["port"]): r for r in res["results"]}
+    return {(SOURCES[source], r["address"], r["protocol"], r["port"]): r for r in res["results"]}
 
 
 def _compare(cases, wire, label):
     agree = unverified = 0
     bad = []
-    for addr, proto, port, verdict, listening in cases:
-        got = _wire_kind(wire[(addr, proto, port)])
+    for src, addr, proto, port, verdict, listening in cases:
+        got = _wire_kind(wire[(src, addr, proto, port)])
         want = _expected(verdict, listening, proto)
         if got in want:
             agree += 1
             unverified += got == "none-rl" and verdict["verdict"] == "reject"
         else:
-            bad.append("%s %s:%s/%s evaluator %s %s (%s) wire %s" % (
-                label, addr, port, proto, verdict["verdict"], verdict.get("reply"), verdict["reason"][:120], got))
+            bad.append("%s %s -> %s:%s/%s evaluator %s %s (%s) wire %s" % (
+                label, src, addr, port, proto, verdict["verdict"], verdict.get("reply"), verdict["reason"][:120], got))
     return agree, unverified, bad
 
 
 @pytest.fixture(scope="module")
 def matrix(lab):
-    """Per host: the packets, the evaluator's verdicts and the listeners; probed all at once."""
+    """Per host: the packets (from two sources: the client behind the router, and healthy on the
+    host's own subnet, which firewalld binds to another zone), the evaluator's verdicts and the
+    listeners; probed all at once from each source."""
     data = {}
-    targets = []
+    targets = {"client": [], "healthy": []}
     for i, host in enumerate(FIREWALL_HOSTS):
         addr = lab.hosts[host].address
-        tcp, udp = _ports(BASE_TCP, 150, i), _ports(BASE_UDP, 60, i)
-        packets = [{"proto": "tcp", "src": CLIENT, "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"} for p in tcp]
-        packets += [{"proto": "udp", "src": CLIENT, "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"} for p in udp]
+        packets = []
+        for source, count_tcp, count_udp in (("client", 150, 60), ("healthy", 60, 20)):
+            tcp, udp = _ports(BASE_TCP, count_tcp, i), _ports(BASE_UDP, count_udp, i)
+            packets += [{"proto": "tcp", "src": SOURCES[source], "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"}
+                        for p in tcp]
+            packets += [{"proto": "udp", "src": SOURCES[source], "dst": addr, "sport": 40000, "dport": p, "iif": "eth0"}
+                        for p in udp]
+            targets[source] += [{"host": addr, "protocol": "tcp", "ports": tcp}, {"host": addr, "protocol": "udp", "ports": udp}]
         info = lab.module(host, "netdiag.reachability.firewall_info", {"packets": packets, "include_rules": False})
         assert not info.get("failed"), info.get("msg")
         data[host] = {"addr": addr, "packets": packets, "verdicts": info["verdicts"], "listeners": _listeners(lab, host),
                       "info": info}
-        targets += [{"host": addr, "protocol": "tcp", "ports": tcp}, {"host": addr, "protocol": "udp", "ports": udp}]
     # the router's forward path, client -> healthy, plus its DNAT ports on the front address
     healthy = lab.hosts["healthy"].address
     tcp, udp = _ports(BASE_TCP, 150, 7), _ports(BASE_UDP, 60, 7)
@@ -127,9 +138,13 @@ def matrix(lab):
     assert not info.get("failed"), info.get("msg")
     data["router"] = {"addr": healthy, "packets": packets, "verdicts": info["verdicts"],
                       "listeners": _listeners(lab, "healthy"), "router_listeners": _listeners(lab, "router"), "info": info}
-    targets += [{"host": healthy, "protocol": "tcp", "ports": tcp}, {"host": healthy, "protocol": "udp", "ports": udp},
-                {"host": front, "protocol": "tcp", "ports": dnat}]
-    return data, _probe(lab, targets)
+    targets["client"] += [{"host": healthy, "protocol": "tcp", "ports": tcp},
+                          {"host": healthy, "protocol": "udp", "ports": udp},
+                          {"host": front, "protocol": "tcp", "ports": dnat}]
+    wire = _probe(lab, targets["client"], "client")
+    time.sleep(2.0)  # let the targets' ICMP token buckets refill between the two sources
+    wire.update(_probe(lab, targets["healthy"], "healthy"))
+    return data, wire
 
 
 def _cases(entry):
@@ -143,7 +158,7 @@ def _cases(entry):
             listeners, lport, laddr = entry["router_listeners"], port, dst
         else:
             lport, laddr = port, dst
-        cases.append((dst, pkt["proto"], port, verdict, _listening(listeners, pkt["proto"], laddr, lport)))
+        cases.append((pkt["src"], dst, pkt["proto"], port, verdict, _listening(listeners, pkt["proto"], laddr, lport)))
     return cases
 
 
@@ -160,12 +175,15 @@ def test_evaluator_matches_the_wire(lab, matrix, host):
     if bad:
         # an expected ICMP error that did not come (rate limit shared with other probes of the lab): re-probe
         # those ports alone, slowly, once, and compare again
-        retry = [c for c in cases if _wire_kind(wire[c[:3]]) in ("none", "none-rl")
-                 and any(w.startswith("icmp") for w in _expected(c[3], c[4], c[1]))]
+        retry = [c for c in cases if _wire_kind(wire[c[:4]]) in ("none", "none-rl")
+                 and any(w.startswith("icmp") for w in _expected(c[4], c[5], c[2]))]
         if retry:
             time.sleep(2.0)
             wire = dict(wire)
-            wire.update(_probe(lab_ref[0], [{"host": c[0], "protocol": c[1], "ports": [c[2]]} for c in retry]))
+            for source, saddr in SOURCES.items():
+                mine = [c for c in retry if c[0] == saddr]
+                if mine:
+                    wire.update(_probe(lab_ref[0], [{"host": c[1], "protocol": c[2], "ports": [c[3]]} for c in mine], source))
             agree, unverified, bad = _compare(cases, wire, host)
     total = len(entry["verdicts"])
     print("\n%s: evaluator vs wire %d/%d agree (%.1f%%), %d rejects seen as rate-limited silence"
@@ -182,19 +200,26 @@ def test_firewalld_zone_answer_agrees_with_ruleset(matrix, host):
     data, _wire = matrix
     entry = data[host]
     answers = [v["firewalld"] for v in entry["verdicts"]]
-    assert all(a and a["zone"] == "public" and a["zone_from"] == "default" for a in answers)
+    client = [v["firewalld"] for v in entry["verdicts"] if v["packet"]["src"] == CLIENT]
+    neighbour = [v["firewalld"] for v in entry["verdicts"] if v["packet"]["src"] == NEIGHBOUR]
+    assert all(a and a["zone"] == "public" and a["zone_from"] == "default" for a in client)
+    assert neighbour and all(a and a["zone"] == "internal" and a["zone_from"] == "source" for a in neighbour)
     disagree = [(v["packet"], v["firewalld"]["disagreement"]) for v in entry["verdicts"] if v["firewalld"]["agrees_with_ruleset"] is False]
     print("\n%s: zone-level answer agrees with the ruleset for %d/%d packets" % (host, len(answers) - len(disagree), len(answers)))
     assert not disagree, disagree[:10]
-    by_port = {(v["packet"]["proto"], v["packet"]["dport"]): v["firewalld"] for v in entry["verdicts"]}
-    assert by_port[("tcp", 22)]["allowed_by"] == ["service ssh (22/tcp)"]
-    assert by_port[("tcp", 8000)]["allowed_by"] == ["port 8000/tcp"]
-    assert by_port[("tcp", 80)]["verdict"] == "reject" and by_port[("tcp", 80)]["target"] == "default"
+    by_port = {(v["packet"]["src"], v["packet"]["proto"], v["packet"]["dport"]): v["firewalld"] for v in entry["verdicts"]}
+    assert by_port[(CLIENT, "tcp", 22)]["allowed_by"] == ["service ssh (22/tcp)"]
+    assert by_port[(CLIENT, "tcp", 8000)]["allowed_by"] == ["port 8000/tcp"]
+    assert by_port[(CLIENT, "tcp", 80)]["verdict"] == "reject" and by_port[(CLIENT, "tcp", 80)]["target"] == "default"
+    # the same port from inside the source-bound zone
+    assert by_port[(NEIGHBOUR, "tcp", 80)]["allowed_by"] == ["service http (80/tcp)"]
+    assert by_port[(NEIGHBOUR, "tcp", 8000)]["verdict"] == "reject"
 
 
 def test_ufw_answer_in_ufw_terms(matrix):
     data, _wire = matrix
-    by_port = {(v["packet"]["proto"], v["packet"]["dport"]): v["ufw"] for v in data["ufw"]["verdicts"]}
+    by_port = {(v["packet"]["proto"], v["packet"]["dport"]): v["ufw"] for v in data["ufw"]["verdicts"]
+               if v["packet"]["src"] == CLIENT}
     assert by_port[("tcp", 22)]["by"] == "rule" and by_port[("tcp", 22)]["rule"] == 1
     assert by_port[("tcp", 80)]["by"] == "default" and by_port[("tcp", 80)]["default_policy"] == "deny"
     assert by_port[("udp", 137)]["by"] == "default"  # ufw-after-input skip-to-policy
@@ -257,7 +282,7 @@ def _evaluator_decision(verdict):
 def test_deciding_rule_matches_nft_trace(lab, matrix, host):
     data, _wire = matrix
     entry = data[host]
-    tcp = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp"]
+    tcp = [(p, v) for p, v in zip(entry["packets"], entry["verdicts"]) if p["proto"] == "tcp" and p["src"] == CLIENT]
     # every packet on a port the lab gives a meaning (rules, listeners, DNAT), then others up to 60
     sample = [(p, v) for p, v in tcp if p["dport"] in BASE_TCP or p["dst"] != entry["addr"]]
     sample += [(p, v) for p, v in tcp if (p, v) not in sample][:max(0, 60 - len(sample))]

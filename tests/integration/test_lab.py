@@ -46,7 +46,7 @@ def test_firewalld_hosts_answer_firewall_cmd_over_ssh_without_environment(lab):
         res = lab.module(name, "ansible.builtin.command", {"argv": ["firewall-cmd", "--state"]})
         assert res.get("rc") == 0, res
         assert res["stdout"] == "running"
-        zone = lab.module(name, "ansible.builtin.command", {"argv": ["firewall-cmd", "--list-ports"]})
+        zone = lab.module(name, "ansible.builtin.command", {"argv": ["firewall-cmd", "--zone=public", "--list-ports"]})
         assert zone["stdout"].split() == ["8000/tcp"]
     backend = lab.exec("fwd-ipt", ["sh", "-c", "grep ^FirewallBackend /etc/firewalld/firewalld.conf"]).stdout
     assert backend.strip() == "FirewallBackend=iptables"
