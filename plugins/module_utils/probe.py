@@ -27,6 +27,7 @@ out are returned with ``rate_limited: true``.
 from __future__ import annotations
 
 import errno as errno_mod
+import math
 import os
 import random
 import selectors
@@ -158,7 +159,7 @@ def _number(value, name, minimum, maximum=None, integer=False):
         raise InputError("invalid %s %r: not a number" % (name, value))
     if integer and isinstance(value, float) and value != num:
         raise InputError("invalid %s %r: not a whole number" % (name, value))
-    if num != num or num in (float("inf"), float("-inf")):  # NaN / infinity: no bound check would catch them
+    if not math.isfinite(num):  # NaN / infinity: no bound check would catch them
         raise InputError("invalid %s %r: not a finite number" % (name, value))
     if num < minimum or (maximum is not None and num > maximum):
         bounds = "at least %s" % minimum if maximum is None else "between %s and %s" % (minimum, maximum)
