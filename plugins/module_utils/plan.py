@@ -191,6 +191,13 @@ def source_address(facts, destination):
     return default or (same_family or [None])[0]
 
 
+def flow_source_address(hostvars, flow, facts=None):
+    """The address the flow's source sends from: from its gathered facts, else its ansible_host."""
+    if facts is None:
+        facts = host_facts(hostvars.get(flow["source"]) or {})
+    return source_address(facts, flow["address"]) or host_address(hostvars, flow["source"])
+
+
 def _version(address):
     try:
         return ipaddress.ip_address(str(address)).version
@@ -218,8 +225,7 @@ def assemble(plan, hostvars, cloud=None):
     for f in plan["flows"]:
         key = (f["source"], f["address"], f["port"], f["protocol"])
         probe = results.get(key)
-        src_facts = hosts.get(f["source"]) or {}
-        src_addr = source_address(src_facts, f["address"]) or host_address(hostvars, f["source"])
+        src_addr = flow_source_address(hostvars, f, hosts.get(f["source"]))
         flow = dict(f, probe=probe or {"state": None, "reason": "not-probed"}, trace=traces.get(key),
                     source_address=src_addr)
         matched = cloud.get((src_addr, f["address"], f["port"] if f["protocol"] != "icmp" else 0, f["protocol"]))
@@ -233,6 +239,7 @@ def assemble(plan, hostvars, cloud=None):
 
 CLOUD_OPTIONS = ("provider", "region", "profile", "access_key", "secret_key", "session_token", "endpoint_url",
                  "ephemeral_ports", "retries")
+CLOUD_CREDENTIALS = ("access_key", "secret_key", "session_token")  # never copied into a query (loop items are printed)
 
 
 def _cloud_settings(value, where):
@@ -254,20 +261,24 @@ def cloud_queries(plan, hostvars, default=None):
 
     The settings are the destination host's ``reachability_cloud`` (inventory or extra vars),
     else ``default`` (the controller's, for flows to plain addresses); flows without settings
-    have no cloud layer.  Each query's packets are the flows' own (source address as gathered)."""
+    have no cloud layer.  Each query's packets are the flows' own (source address as gathered).
+    A query holds no credentials: ``settings_from`` names the host whose ``reachability_cloud``
+    to take them from (None: the controller's), so the task reads them where they are kept."""
     default_settings = _cloud_settings(default, "the controller")
     queries = {}
     for f in plan["flows"]:
         dest = f.get("destination")
         settings = _cloud_settings((hostvars.get(dest) or {}).get("reachability_cloud"), dest) if dest else None
+        settings_from = dest if settings else None
         settings = settings or default_settings
         if not settings:
             continue
-        src = source_address(host_facts(hostvars.get(f["source"]) or {}), f["address"]) \
-            or host_address(hostvars, f["source"])
         key = (tuple(sorted((k, str(v)) for k, v in settings.items())), f["address"])
         q = queries.setdefault(key, {"label": "%s (%s)" % (f["address"], settings["provider"]), "host": dest,
-                                     "options": settings, "addresses": [f["address"]], "packets": []})
+                                     "settings_from": settings_from,
+                                     "options": {k: v for k, v in settings.items() if k not in CLOUD_CREDENTIALS},
+                                     "addresses": [f["address"]], "packets": []})
+        src = flow_source_address(hostvars, f)
         pkt = {"proto": f["protocol"], "src": src, "dst": f["address"]}
         if f["protocol"] != "icmp":
             pkt["dport"] = f["port"]

@@ -46,9 +46,10 @@ def diagnosed(lab, moto, tmp_path_factory):
     before = {h: state_hash(lab, h) for h in ("ufw", "healthy")}
     flows = [{"from": "client", "to": ["ufw", "healthy"], "ports": ["80/tcp"]}]
     cloud = {"provider": "aws", "region": REGION, "endpoint_url": moto["url"],
-             "access_key": "testing", "secret_key": "testing"}
+             "access_key": "AKIANETDIAGLABKEY", "secret_key": "netdiag-lab-secret-9f3e"}   # moto takes any keys
     proc = lab.playbook("netdiag.reachability.diagnose", extra_vars={
-        "reachability_report_dir": str(rdir), "reachability_flows": flows, "reachability_cloud": cloud})
+        "reachability_report_dir": str(rdir), "reachability_flows": flows, "reachability_cloud": cloud},
+        extra_args=["-v"])
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     with open(rdir / "report.json") as fh:
         report = json.load(fh)
@@ -73,6 +74,12 @@ def test_a_group_that_allows_the_flow_keeps_it_ok_and_shows_the_rule(diagnosed, 
     assert f["cause"] == "ok"
     assert f["evidence"]["cloud"][0]["verdict"] == "accept"
     assert moto["groups"]["web"] in json.dumps(f["evidence"]["cloud"][0])
+
+
+def test_credentials_are_not_printed(diagnosed):
+    """Even with -v (module results and loop items are printed), no key reaches the output or the report."""
+    for text in (diagnosed["stdout"], json.dumps(diagnosed["report"])):
+        assert "netdiag-lab-secret-9f3e" not in text and "AKIANETDIAGLABKEY" not in text
 
 
 def test_summary_counts_the_cloud_cause_and_nothing_changed(lab, diagnosed):

@@ -58,10 +58,11 @@ def cloud(ec2, moto_url):
 
 
 def read(cloud, queries):
-    """Run security_group_info for each query the way the role's loop does; return the loop's results."""
+    """Run security_group_info for each query the way the role's loop does (credentials from the
+    settings, not from the query); return the loop's results."""
     results = []
     for q in queries:
-        opts = dict(q["options"])
+        opts = dict(q["options"], access_key="testing", secret_key="testing")
         provider = opts.pop("provider")
         out = security_group_info(provider, addresses=q["addresses"], packets=q["packets"], **opts)
         results.append(dict(out, item=q, changed=False))
@@ -99,12 +100,15 @@ def test_queries_follow_the_destinations_settings(facts, cloud):
     queries = plan_lib.cloud_queries(plan_of(flows), hostvars(facts, ufw=settings(cloud["url"])))
     assert len(queries) == 1                                  # healthy has no cloud settings: no query
     q = queries[0]
-    assert q["host"] == "ufw" and q["addresses"] == [UFW]
+    assert q["host"] == "ufw" and q["addresses"] == [UFW] and q["settings_from"] == "ufw"
+    # no credential in a query: the role's loop prints its items with -v
+    assert "testing" not in json.dumps(q) and set(q["options"]) == {"provider", "region", "endpoint_url"}
     assert q["packets"] == [{"proto": "tcp", "src": CLIENT, "dst": UFW, "dport": 80}]   # the source as gathered
     # the controller's settings cover the destinations without their own
     queries = plan_lib.cloud_queries(plan_of(flows), hostvars(facts, ufw=settings(cloud["url"])),
                                      default=settings(cloud["url"]))
     assert sorted(q["addresses"][0] for q in queries) == [HEALTHY, UFW]
+    assert [q["settings_from"] for q in queries if q["addresses"] == [HEALTHY]] == [None]   # the controller's
     assert [len(q["packets"]) for q in queries if q["addresses"] == [HEALTHY]] == [2]
 
 
