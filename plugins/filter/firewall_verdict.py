@@ -9,8 +9,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.firewall_info import evaluate_packets
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.firewall import evaluate_packets
 
 
 def firewall_verdict(facts, packet):

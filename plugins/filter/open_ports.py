@@ -8,9 +8,9 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils import open_ports as lib
-from ansible_collections.netdiag.reachability.plugins.module_utils.data import plain
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 
 
 def open_ports_rules(rules, host=None, hosts=None):

@@ -8,11 +8,11 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils import explain as explain_lib
-from ansible_collections.netdiag.reachability.plugins.module_utils import plan as plan_lib
-from ansible_collections.netdiag.reachability.plugins.module_utils import report as report_lib
-from ansible_collections.netdiag.reachability.plugins.module_utils.data import plain
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import explain as explain_lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import report as report_lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 
 HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
                 "reachability_probe", "reachability_traces", "reachability_cloud")  # reachability_cloud: settings

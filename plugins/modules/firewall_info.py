@@ -342,8 +342,8 @@ verdicts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.firewall_info import LAYERS, result
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.firewall import LAYERS, result
 
 
 def main():

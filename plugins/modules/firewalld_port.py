@@ -240,9 +240,9 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     InputError, MissingDependency, NetdiagError)
-from ansible_collections.netdiag.reachability.plugins.module_utils.firewalld import (
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix.firewalld_port import (
     connect, ensure, normalize_request)
 
 

@@ -317,8 +317,8 @@ process_scan:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.listeners import gather
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import gather
 
 
 def main():

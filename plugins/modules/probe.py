@@ -330,8 +330,8 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe import probe as run_probe
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe.run import probe as run_probe
 
 
 def main():

@@ -346,9 +346,10 @@ warnings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud, aws
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import aws
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud.evaluate import security_group_info
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import MissingDependency, NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, NetdiagError
 
 
 def main():

@@ -255,8 +255,8 @@ hops:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.trace import trace
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe.trace import trace
 
 
 def main():

@@ -13,7 +13,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.listeners import match_listener  # noqa: E402
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import match_listener  # noqa: E402
 
 MODULE = "netdiag.reachability.listeners_info"
 HOSTS = ["client", "healthy", "fwd-nft", "fwd-ipt", "loopback", "dns", "ipt-reject", "ipt-legacy", "ufw",
@@ -126,7 +126,7 @@ def _sockets(result):
 
 def test_unprivileged_reader_lists_every_socket(lab):
     """As nobody inside the host: same sockets, but root's processes are not visible."""
-    code = ("import json; from ansible_collections.netdiag.reachability.plugins.module_utils import "
+    code = ("import json; from ansible_collections.netdiag.reachability.plugins.module_utils.gather import "
             "listeners; print(json.dumps(listeners.read_listeners()))")
     proc = lab.exec("loopback", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                  "env", "PYTHONPATH=" + os.path.join(ROOT, ".collections"),

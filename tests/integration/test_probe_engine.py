@@ -139,7 +139,7 @@ def scratch():
 RUNNER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, %r)
-    from ansible_collections.netdiag.reachability.plugins.module_utils import probe
+    from ansible_collections.netdiag.reachability.plugins.module_utils.probe import run as probe
     args = json.loads(sys.argv[1])
     print(json.dumps(probe.probe(args.pop("targets"), **args)))
 """) % COLLECTIONS

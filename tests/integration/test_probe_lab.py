@@ -88,7 +88,7 @@ def test_seed_scenarios_connect_engine(lab):
 RUNNER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, %r)
-    from ansible_collections.netdiag.reachability.plugins.module_utils import probe
+    from ansible_collections.netdiag.reachability.plugins.module_utils.probe import run as probe
     print(json.dumps(probe.probe(json.loads(sys.argv[1]))))
 """) % os.path.join(ROOT, ".collections")
 

@@ -61,7 +61,7 @@ def main():
 
 def _summary(report):
     sys.path.insert(0, os.path.join(ROOT, ".collections"))
-    from ansible_collections.netdiag.reachability.plugins.module_utils.report import summary_lines
+    from ansible_collections.netdiag.reachability.plugins.plugin_utils.report import summary_lines
     return summary_lines(report)
 
 

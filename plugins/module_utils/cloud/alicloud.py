@@ -22,7 +22,7 @@ import time
 import traceback
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import common
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, InputError, MissingDependency,
 )
 

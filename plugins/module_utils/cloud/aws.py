@@ -18,7 +18,7 @@ import shlex
 import traceback
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import common
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, InputError, MissingDependency,
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import L4PROTO_NUMBERS

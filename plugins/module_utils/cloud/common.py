@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
     L4PROTO_ALIASES, L4PROTO_NUMBERS, new_ruleset,
 )

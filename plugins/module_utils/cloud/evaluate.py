@@ -31,8 +31,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud, aws, common
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import aws
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import common
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator, normalise_packet
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import PORT_PROTOS, from_dict, new_ruleset
 
@@ -248,7 +250,7 @@ class _Compiled:
 
 def parse_ephemeral(value):
     """``"32768-60999"`` / ``[lo, hi]`` / None -> (lo, hi) (reuses ports.parse_port_range)."""
-    from ansible_collections.netdiag.reachability.plugins.module_utils.ports import parse_port_range
+    from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port_range
     if value is None:
         return common.DEFAULT_EPHEMERAL_PORTS
     if isinstance(value, (list, tuple)) and len(value) == 2:

@@ -28,8 +28,8 @@ from __future__ import annotations
 import bisect
 import ipaddress
 
-from ansible_collections.netdiag.reachability.plugins.module_utils import icmp
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common import icmp
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
     CT_STATES, ICMP4_TYPE_NUMBERS, ICMP6_TYPE_NUMBERS, L4PROTO_ALIASES, L4PROTO_NUMBERS,
     PORT_PROTOS, from_dict,

@@ -17,7 +17,7 @@ import re
 import shlex
 import subprocess
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
     IPT_BASE_CHAINS, IPT_CHAIN_TYPE, L4PROTO_ALIASES, PORT_PROTOS, from_dict, new_ruleset, unknown_match,
 )

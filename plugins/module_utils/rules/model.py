@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
 
 MODEL_VERSION = 1
 

@@ -21,7 +21,7 @@ import json
 import re
 import subprocess
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import (
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, MissingDependency, ParseError,
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
 
 ROOT = "/"
 CONF = "etc/ufw/ufw.conf"

@@ -1,0 +1,647 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Open or close ports and services in a firewalld zone, runtime and permanent.
+
+The plan is computed first, as pure data, from the zone's current settings; check mode
+returns the plan and never touches the daemon or the files.  Port ranges follow
+firewalld's own semantics (``coalescePortRange``/``breakPortRange`` in
+``firewall.functions``): adding a range merges it with the ranges it overlaps, removing
+one splits the ranges it cuts.  The predicted settings are therefore exactly what
+firewalld stores afterwards.
+
+Live changes go through the firewalld D-Bus API (``firewall.client``).  When the daemon
+is not running, the permanent configuration is edited offline with firewalld's own zone
+reader and writer (``firewall.core.io.zone``) under a configuration root (``/etc/firewalld``
+by default), the way ``firewall-offline-cmd`` does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import tempfile
+import traceback
+
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
+    BackendUnavailable, InputError, MissingDependency, NetdiagError, ParseError)
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import (
+    PROTOCOLS, parse_port_spec)
+
+PACKAGE = "python3-firewall"
+ETC_ROOT = "/etc/firewalld"
+USR_ROOT = "/usr/lib/firewalld"
+DEFAULT_TARGET = "default"
+
+
+class FirewalldError(NetdiagError):
+    """firewalld refused or failed an operation (message from the daemon)."""
+
+
+def _import_client():
+    """Return ``firewall.client`` or raise MissingDependency naming the package."""
+    try:
+        import dbus  # noqa: F401  pylint: disable=unused-import
+        from firewall import client
+    except ImportError:
+        raise MissingDependency("the firewalld Python bindings (firewall.client, dbus)", package=PACKAGE,
+                                reason=traceback.format_exc().strip().splitlines()[-1])
+    return client
+
+
+def _import_zone_io():
+    try:
+        from firewall.core.io import zone as zone_io
+    except ImportError:
+        raise MissingDependency("the firewalld Python bindings (firewall.core.io.zone)", package=PACKAGE,
+                                reason=traceback.format_exc().strip().splitlines()[-1])
+    return zone_io
+
+
+# --------------------------------------------------------------------------- input
+
+def normalize_request(ports=None, services=None, protocol="tcp", state="present", runtime=True,
+                      permanent=True, timeout=0, zone=None, interface=None, source=None):
+    """Validate what the user asked for; return a dict or raise InputError naming the value."""
+    if state not in ("present", "absent"):
+        raise InputError("invalid state %r: expected present or absent" % (state,))
+    if protocol not in PROTOCOLS:
+        raise InputError("invalid protocol %r: expected one of %s" % (protocol, ", ".join(PROTOCOLS)))
+    ports = list(ports or [])
+    services = list(services or [])
+    if not ports and not services:
+        raise InputError("nothing to do: give ports, services or both")
+    parsed = []
+    for spec in ports:
+        item = parse_port_spec(spec, default_protocol=protocol)
+        key = (item["first"], item["last"], item["protocol"])
+        if key not in [(p["first"], p["last"], p["protocol"]) for p in parsed]:
+            parsed.append(item)
+    names = []
+    for name in services:
+        if not isinstance(name, str) or not name.strip() or any(c.isspace() or c == "/" for c in name.strip()):
+            raise InputError("invalid service name %r" % (name,))
+        if name.strip() not in names:
+            names.append(name.strip())
+    if not runtime and not permanent:
+        raise InputError("runtime and permanent are both false: nothing would be changed")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise InputError("invalid timeout %r: expected a whole number of seconds >= 0" % (timeout,))
+    if timeout:
+        if state != "present":
+            raise InputError("timeout %r only applies to state=present (a runtime opening that reverts)" % timeout)
+        if permanent or not runtime:
+            raise InputError("timeout %r applies to the runtime configuration only: set permanent: false"
+                             % timeout)
+    if zone is not None and (interface or source):
+        raise InputError("give zone %r, or interface/source to find the zone, not both" % zone)
+    if zone is not None and (not isinstance(zone, str) or not zone.strip()):
+        raise InputError("invalid zone name %r" % (zone,))
+    if source:
+        try:
+            ipaddress.ip_network(source, strict=False)
+        except ValueError:
+            raise InputError("invalid source %r: expected an address or a network (10.0.0.0/8)" % (source,))
+    return {"ports": parsed, "services": names, "state": state, "runtime": bool(runtime),
+            "permanent": bool(permanent), "timeout": timeout, "zone": zone,
+            "interface": interface, "source": source}
+
+
+# --------------------------------------------------------------------------- pure logic
+
+def _range(text):
+    """``"9000"`` or ``"9000-9010"`` (as firewalld stores them) -> (first, last)."""
+    first, dummy, last = str(text).partition("-")
+    try:
+        lo = int(first)
+        hi = int(last) if last else lo
+    except ValueError:
+        raise ParseError("unexpected port %r in the zone settings" % (text,))
+    return (lo, hi) if lo <= hi else (hi, lo)
+
+
+def _port_text(rng):
+    return "%d" % rng[0] if rng[0] == rng[1] else "%d-%d" % rng
+
+
+def _coalesce(new, ranges):
+    """firewalld's coalescePortRange: (range to add, [ranges it replaces])."""
+    lo, hi = new
+    removed = []
+    for r in sorted(ranges, key=lambda x: x[0]):  # firewalld's order: stable, by first port
+        if lo <= r[0] and hi >= r[1]:
+            removed.append(r)
+        elif lo <= r[0] and hi < r[1] and hi >= r[0]:
+            removed.append(r)
+            hi = r[1]
+        elif lo > r[0] and hi >= r[1] and lo <= r[1]:
+            removed.append(r)
+            lo = r[0]
+    return (lo, hi), removed
+
+
+def _break(cut, ranges):
+    """firewalld's breakPortRange: ([ranges added], [ranges removed])."""
+    lo, hi = cut
+    added, removed = [], []
+    for r in sorted(ranges, key=lambda x: x[0]):  # firewalld's order: stable, by first port
+        if lo <= r[0] and hi >= r[1]:
+            removed.append(r)
+        elif lo <= r[0] and hi < r[1] and hi >= r[0]:
+            removed.append(r)
+            added.append((hi + 1, r[1]))
+        elif lo > r[0] and hi >= r[1] and lo <= r[1]:
+            removed.append(r)
+            added.append((r[0], lo - 1))
+        elif lo > r[0] and hi < r[1]:
+            removed.append(r)
+            added.append((r[0], lo - 1))
+            added.append((hi + 1, r[1]))
+    return added, removed
+
+
+def _covered(rng, ranges):
+    """True when the union of ``ranges`` covers every port of ``rng``."""
+    nxt = rng[0]
+    for r in sorted(ranges):
+        if r[0] > nxt:
+            break
+        nxt = max(nxt, r[1] + 1)
+        if nxt > rng[1]:
+            return True
+    return nxt > rng[1]
+
+
+def plan_zone(settings, request):
+    """Operations that bring one side (runtime or permanent) of a zone to the request.
+
+    ``settings`` is a normalized settings dict (see :func:`normalize_settings`).  Returns
+    ``(operations, predicted_settings)``; each operation is a dict ``{action, port,
+    protocol}`` or ``{action, service}`` that maps 1:1 to a firewalld API call, in order.
+    """
+    ports = [(_range(p.rpartition("/")[0]), p.rpartition("/")[2]) for p in settings["ports"]]
+    services = list(settings["services"])
+    ops = []
+    present = request["state"] == "present"
+    for item in request["ports"]:
+        want = (item["first"], item["last"])
+        proto = item["protocol"]
+        if present:
+            same = [r for r, pr in ports if pr == proto]
+            if _covered(want, same):
+                continue
+            new, removed = _coalesce(want, same)
+            ports = [(r, pr) for r, pr in ports if not (pr == proto and r in removed)] + [(new, proto)]
+            ops.append({"action": "add_port", "port": _port_text(want), "protocol": proto})
+        else:
+            while True:
+                hit = [r for r, pr in ports if pr == proto and r[0] <= want[1] and r[1] >= want[0]]
+                if not hit:
+                    break
+                cut = (max(hit[0][0], want[0]), min(hit[0][1], want[1]))
+                same = [r for r, pr in ports if pr == proto]
+                added, removed = _break(cut, same)
+                ports = [(r, pr) for r, pr in ports if not (pr == proto and r in removed)]
+                ports += [(r, proto) for r in added]
+                ops.append({"action": "remove_port", "port": _port_text(cut), "protocol": proto})
+    for name in request["services"]:
+        if present and name not in services:
+            services.append(name)
+            ops.append({"action": "add_service", "service": name})
+        elif not present and name in services:
+            services.remove(name)
+            ops.append({"action": "remove_service", "service": name})
+    after = dict(settings)
+    after["ports"] = sort_ports(["%s/%s" % (_port_text(r), pr) for r, pr in ports])
+    after["services"] = sorted(services)
+    return ops, after
+
+
+def sort_ports(ports):
+    def key(text):
+        rng, dummy, proto = text.rpartition("/")
+        lo, hi = _range(rng)
+        return (lo, hi, proto)
+    return sorted(set(ports), key=key)
+
+
+def describe_operation(op):
+    if "service" in op:
+        return "%s service %s" % (op["action"].split("_")[0], op["service"])
+    return "%s port %s/%s" % (op["action"].split("_")[0], op["port"], op["protocol"])
+
+
+def _plain(value):
+    """dbus types -> plain Python."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
+def normalize_settings(raw):
+    """firewalld's settings dict (``getSettingsDict()``/``export_config_dict()``) -> our view."""
+    raw = _plain(raw or {})
+    target = raw.get("target") or DEFAULT_TARGET
+    if target in ("{chain}_{zone}", "%%REJECT%%"):
+        target = DEFAULT_TARGET
+    return {
+        "target": target,
+        "services": sorted(raw.get("services") or []),
+        "ports": sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("ports") or []]),
+        "protocols": sorted(raw.get("protocols") or []),
+        "source_ports": sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("source_ports") or []]),
+        "forward_ports": sorted("port=%s:proto=%s:toport=%s:toaddr=%s" % tuple(p)
+                                for p in raw.get("forward_ports") or []),
+        "masquerade": bool(raw.get("masquerade", False)),
+        "forward": bool(raw.get("forward", False)),
+        "icmp_blocks": sorted(raw.get("icmp_blocks") or []),
+        "icmp_block_inversion": bool(raw.get("icmp_block_inversion", False)),
+        "rich_rules": list(raw.get("rules_str") or []),
+        "interfaces": sorted(raw.get("interfaces") or []),
+        "sources": sorted(raw.get("sources") or []),
+    }
+
+
+def resolve_zone(bindings, default_zone, zone=None, interface=None, source=None):
+    """Which zone handles the traffic: ``(zone, how, reason)``.
+
+    ``bindings`` is ``{zone: {"interfaces": [...], "sources": [...]}}``.  firewalld sends a
+    packet to the zone its source address is bound to first, else to the zone of the
+    interface it came in on, else to the default zone.
+    """
+    if zone:
+        return zone, "given", "zone %s was given" % zone
+    if source:
+        addr = ipaddress.ip_network(source, strict=False)
+        best = None
+        for name in sorted(bindings):
+            for src in bindings[name].get("sources") or []:
+                if src.startswith("ipset:"):
+                    continue
+                try:
+                    net = ipaddress.ip_network(src, strict=False)
+                except ValueError:
+                    continue
+                if net.version == addr.version and addr.subnet_of(net):
+                    if best is None or net.prefixlen > best[1].prefixlen:
+                        best = (name, net, src)
+        if best:
+            return best[0], "source", "source %s is bound to zone %s (binding %s)" % (source, best[0], best[2])
+    if interface:
+        for name in sorted(bindings):
+            if interface in (bindings[name].get("interfaces") or []):
+                why = "interface %s is bound to zone %s" % (interface, name)
+                if source:
+                    why = "source %s is bound to no zone; %s" % (source, why)
+                return name, "interface", why
+    if not default_zone:
+        raise BackendUnavailable("firewalld has no default zone set")
+    parts = []
+    if source:
+        parts.append("source %s is bound to no zone" % source)
+    if interface:
+        parts.append("interface %s is bound to no zone" % interface)
+    if not parts:
+        parts.append("no zone, interface or source given")
+    return default_zone, "default", "%s: the default zone %s handles it" % ("; ".join(parts), default_zone)
+
+
+def check_zone(zone, zones, where):
+    if zone not in zones:
+        raise InputError("unknown zone %r (%s zones: %s)" % (zone, where, ", ".join(sorted(zones))))
+
+
+def check_names(request, zones, services, where, current=None):
+    """Raise InputError for an unknown zone or service (``where``: runtime/permanent/offline).
+
+    A service that is not defined can still be removed from a zone that lists it.
+    """
+    check_zone(request["zone_resolved"], zones, where)
+    listed = (current or {}).get("services") or []
+    unknown = [s for s in request["services"] if s not in services
+               and not (request["state"] == "absent" and s in listed)]
+    if unknown:
+        raise InputError("unknown service%s %s (not defined in the %s configuration)"
+                         % ("s" if len(unknown) > 1 else "", ", ".join(repr(s) for s in unknown), where))
+
+
+# --------------------------------------------------------------------------- backends
+
+class OnlineBackend(object):
+    """A running firewalld, through D-Bus."""
+
+    offline = False
+
+    def __init__(self, fw, client):
+        self.fw = fw
+        self.client = client
+
+    def default_zone(self):
+        return str(self.fw.getDefaultZone())
+
+    def bindings(self, permanent=False):
+        if not permanent:
+            return _plain(self.fw.getActiveZones() or {})
+        out = {}
+        for name in self.zone_names(permanent=True):
+            settings = self.settings(name, permanent=True)
+            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
+        return out
+
+    def zone_names(self, permanent):
+        if permanent:
+            return [str(z) for z in self.fw.config().getZoneNames()]
+        return [str(z) for z in self.fw.getZones()]
+
+    def service_names(self, permanent):
+        if permanent:
+            return [str(s) for s in self.fw.config().getServiceNames()]
+        return [str(s) for s in self.fw.listServices()]
+
+    def settings(self, zone, permanent):
+        if permanent:
+            raw = self.fw.config().getZoneByName(zone).getSettings().getSettingsDict()
+        else:
+            raw = self.fw.getZoneSettings(zone).getSettingsDict()
+        return normalize_settings(raw)
+
+    def apply(self, zone, ops, permanent, timeout=0):
+        target = self.fw.config().getZoneByName(zone) if permanent else None
+        for index, op in enumerate(ops):
+            action = op["action"]
+            try:
+                if permanent:
+                    if "service" in op:
+                        getattr(target, "addService" if action == "add_service" else "removeService")(op["service"])
+                    elif action == "add_port":
+                        target.addPort(op["port"], op["protocol"])
+                    else:
+                        target.removePort(op["port"], op["protocol"])
+                elif action == "add_service":
+                    self.fw.addService(zone, op["service"], timeout)
+                elif action == "remove_service":
+                    self.fw.removeService(zone, op["service"])
+                elif action == "add_port":
+                    self.fw.addPort(zone, op["port"], op["protocol"], timeout)
+                else:
+                    self.fw.removePort(zone, op["port"], op["protocol"])
+            except Exception as exc:  # dbus.exceptions.DBusException carries firewalld's message
+                msg = exc.get_dbus_message() if hasattr(exc, "get_dbus_message") else str(exc)
+                error = FirewalldError("firewalld refused to %s in zone %s (%s): %s"
+                                       % (describe_operation(op), zone,
+                                          "permanent" if permanent else "runtime", msg))
+                error.done = index
+                raise error
+
+
+class OfflineBackend(object):
+    """The permanent configuration on disk, firewalld not running."""
+
+    offline = True
+
+    def __init__(self, config_root=ETC_ROOT, system_root=USR_ROOT):
+        self.config_root = config_root
+        self.system_root = system_root
+        self.zone_io = _import_zone_io()
+
+    def _names(self, kind):
+        names = set()
+        for root in (self.system_root, self.config_root):
+            path = os.path.join(root, kind)
+            if os.path.isdir(path):
+                names.update(f[:-4] for f in os.listdir(path) if f.endswith(".xml"))
+        return sorted(names)
+
+    def default_zone(self):
+        conf = os.path.join(self.config_root, "firewalld.conf")
+        zone = None
+        if os.path.exists(conf):
+            with open(conf) as fh:
+                for line in fh:
+                    key, sep, value = line.strip().partition("=")
+                    if sep and key.strip() == "DefaultZone":
+                        zone = value.strip().strip('"')
+        return zone or "public"
+
+    def zone_names(self, permanent=True):
+        return self._names("zones")
+
+    def service_names(self, permanent=True):
+        return self._names("services")
+
+    def zone_path(self, zone):
+        for root in (self.config_root, self.system_root):
+            path = os.path.join(root, "zones", zone + ".xml")
+            if os.path.exists(path):
+                return path
+        raise InputError("unknown zone %r (no %s.xml under %s/zones or %s/zones)"
+                         % (zone, zone, self.config_root, self.system_root))
+
+    def _read(self, zone):
+        path = self.zone_path(zone)
+        try:
+            return self.zone_io.zone_reader(os.path.basename(path), os.path.dirname(path))
+        except Exception as exc:
+            raise ParseError("cannot read zone %s: %s" % (zone, exc), source=path)
+
+    def settings(self, zone, permanent=True):
+        obj = self._read(zone)
+        raw = obj.export_config_dict()
+        raw["interfaces"] = list(obj.interfaces)
+        raw["sources"] = list(obj.sources)
+        raw["rules_str"] = list(obj.rules_str)
+        return normalize_settings(raw)
+
+    def bindings(self, permanent=True):
+        out = {}
+        for name in self.zone_names():
+            settings = self.settings(name)
+            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
+        return out
+
+    def apply(self, zone, ops, permanent=True, timeout=0):
+        """Write ``<config_root>/zones/<zone>.xml`` atomically, keeping a ``.old`` backup."""
+        obj = self._read(zone)
+        ports = [(_range(p), proto) for p, proto in obj.ports]
+        services = list(obj.services)
+        for op in ops:
+            if op["action"] == "add_service":
+                services.append(op["service"])
+            elif op["action"] == "remove_service":
+                services = [s for s in services if s != op["service"]]
+            else:
+                proto = op["protocol"]
+                same = [r for r, pr in ports if pr == proto]
+                if op["action"] == "add_port":
+                    new, removed = _coalesce(_range(op["port"]), same)
+                    added = [new]
+                else:
+                    added, removed = _break(_range(op["port"]), same)
+                ports = [(r, pr) for r, pr in ports if not (pr == proto and r in removed)]
+                ports += [(r, proto) for r in added]
+        obj.ports = [(_port_text(r), proto) for r, proto in ports]
+        obj.services = services
+        zones_dir = os.path.join(self.config_root, "zones")
+        if not os.path.isdir(zones_dir):
+            os.makedirs(zones_dir, 0o750)
+        dest = os.path.join(zones_dir, zone + ".xml")
+        tmpdir = tempfile.mkdtemp(prefix=".netdiag-", dir=self.config_root)
+        try:
+            obj.filename = zone + ".xml"
+            self.zone_io.zone_writer(obj, tmpdir)
+            written = os.path.join(tmpdir, zone + ".xml")
+            if os.path.exists(dest):
+                shutil.copy2(dest, dest + ".old")
+                shutil.copymode(dest, written)
+            else:
+                os.chmod(written, 0o640)
+            os.replace(written, dest)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return dest
+
+
+def connect(config_root=ETC_ROOT, system_root=USR_ROOT, bus=None):
+    """A backend: the running daemon when it answers on D-Bus, else the files offline.
+
+    Returns ``(backend, reason)``; ``reason`` says why the offline backend was chosen.
+    """
+    client = _import_client()
+    try:
+        fw = client.FirewallClient(bus=bus) if bus is not None else client.FirewallClient()
+        if fw.connected:
+            return OnlineBackend(fw, client), None
+        reason = "firewalld is not running (nothing owns org.fedoraproject.FirewallD1 on the system bus)"
+    except Exception as exc:  # FirewallError(DBUS_ERROR) when there is no system bus
+        reason = "firewalld is not reachable on D-Bus (%s)" % (str(exc).strip() or type(exc).__name__)
+    return OfflineBackend(config_root, system_root), reason
+
+
+# --------------------------------------------------------------------------- the run
+
+def ensure(backend, request, check_mode=False, offline_reason=None):
+    """Compute and (unless ``check_mode``) apply the request; return the result dict.
+
+    ``request`` comes from :func:`normalize_request`.  Nothing is changed when any
+    input is invalid: every name is checked before the first call that changes anything.
+    """
+    sides = []
+    notes = []
+    if backend.offline:
+        sides = ["permanent"]
+        if request["permanent"] is False:
+            raise BackendUnavailable("%s; the runtime configuration (permanent: false) cannot be changed"
+                                     % (offline_reason or "firewalld is not running"))
+        if request["runtime"]:
+            notes.append("%s: edited the permanent configuration offline; the runtime is unchanged and "
+                         "the change takes effect when firewalld starts" % (offline_reason or "firewalld is not running"))
+    else:
+        if request["runtime"]:
+            sides.append("runtime")
+        if request["permanent"]:
+            sides.append("permanent")
+
+    primary_permanent = backend.offline or not request["runtime"]
+    zone, how, reason = resolve_zone(backend.bindings(permanent=primary_permanent), backend.default_zone(),
+                                     request["zone"], request["interface"], request["source"])
+    request = dict(request, zone_resolved=zone)
+    for side in sides:
+        permanent = side == "permanent"
+        check_zone(zone, backend.zone_names(permanent), "offline" if backend.offline else side)
+
+    before, after, plans = {}, {}, {}
+    for side in sides:
+        permanent = side == "permanent"
+        current = backend.settings(zone, permanent=permanent)
+        check_names(request, backend.zone_names(permanent), backend.service_names(permanent),
+                    "offline" if backend.offline else side, current)
+        ops, predicted = plan_zone(current, request)
+        before[side], after[side], plans[side] = current, predicted, ops
+
+    changes = [dict(op, config=side) for side in sides for op in plans[side]]
+    changed = bool(changes)
+    written = None
+    if changed and not check_mode:
+        done = []
+        for side in sides:
+            if plans[side]:
+                try:
+                    res = backend.apply(zone, plans[side], permanent=(side == "permanent"),
+                                        timeout=request["timeout"] if side == "runtime" else 0)
+                except FirewalldError as exc:
+                    exc.changes = done + [dict(op, config=side) for op in plans[side][:exc.done]]
+                    raise
+                done += [dict(op, config=side) for op in plans[side]]
+                if backend.offline:
+                    written = res
+        for side in sides:
+            actual = backend.settings(zone, permanent=(side == "permanent"))
+            if actual != after[side]:
+                notes.append("the %s settings of zone %s differ from the prediction after the change "
+                             "(something else changed them at the same time?)" % (side, zone))
+            after[side] = actual
+    return {
+        "changed": changed,
+        "zone": zone,
+        "zone_from": how,
+        "zone_reason": reason,
+        "offline": backend.offline,
+        "config_file": written if written else (
+            os.path.join(backend.config_root, "zones", zone + ".xml") if backend.offline else None),
+        "configs": sides,
+        "changes": changes,
+        "notes": notes,
+        "settings": {"before": before, "after": after},
+        "diff": {"before": render_settings(zone, before), "after": render_settings(zone, after),
+                 "before_header": "zone %s (%s)" % (zone, ", ".join(sides)),
+                 "after_header": "zone %s (%s)" % (zone, ", ".join(sides))},
+        "msg": summary(zone, changes, request, check_mode, backend.offline),
+    }
+
+
+_LIST_LABELS = (("services", "service"), ("ports", "port"), ("protocols", "protocol"),
+                ("source_ports", "source-port"), ("forward_ports", "forward-port"),
+                ("icmp_blocks", "icmp-block"), ("rich_rules", "rich-rule"),
+                ("interfaces", "interface"), ("sources", "source"))
+_FLAG_LABELS = (("masquerade", "masquerade"), ("forward", "forward"),
+                ("icmp_block_inversion", "icmp-block-inversion"))
+
+
+def render_settings(zone, by_side):
+    """Settings per side as text, one self-describing line per item, for Ansible's --diff."""
+    lines = []
+    for side in ("runtime", "permanent"):
+        if side not in by_side:
+            continue
+        settings = by_side[side]
+        prefix = "%s zone %s:" % (side, zone)
+        lines.append("%s target %s" % (prefix, settings["target"]))
+        for key, label in _FLAG_LABELS:
+            lines.append("%s %s %s" % (prefix, label, "yes" if settings[key] else "no"))
+        for key, label in _LIST_LABELS:
+            for item in settings[key]:
+                lines.append("%s %s %s" % (prefix, label, item))
+    return "\n".join(lines) + "\n"
+
+
+def summary(zone, changes, request, check_mode, offline):
+    if not changes:
+        return "zone %s already %s what was asked" % (zone, "has" if request["state"] == "present" else "lacks")
+    by_side = {}
+    for ch in changes:
+        by_side.setdefault(ch["config"], []).append(describe_operation(ch))
+    parts = ["%s: %s" % (side, ", ".join(items)) for side, items in by_side.items()]
+    verb = "would change" if check_mode else "changed"
+    text = "%s zone %s (%s)" % (verb, zone, "; ".join(parts))
+    if offline:
+        text += " offline, firewalld not running"
+    return text

@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn the user's ``reachability_flows`` into a plan (which hosts to gather, what each source
+probes), and gathered Ansible variables into the explainer's host facts.  Pure Python: the
+filter plugins call it with plain dicts taken from the inventory and hostvars.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port_spec
+
+EXPECT = ("open", "closed")
+DEFAULT_MAX_FLOWS = 5000
+
+
+def _as_list(value, what):
+    if value is None:
+        raise InputError("flow %s is missing" % what)
+    if isinstance(value, (str, int)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise InputError("flow %s must be a name or a list, got %r" % (what, value))
+
+
+def _is_address(text):
+    try:
+        ipaddress.ip_address(str(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _resolve_hosts(names, groups, what, allow_addresses=False):
+    """Inventory host or group names (and, for destinations, plain addresses) -> [(host, address)]."""
+    out = []
+    for name in names:
+        name = str(name)
+        if name in groups.get("all", []):
+            out.append((name, None))
+        elif name in groups:
+            members = groups[name]
+            if not members:
+                raise InputError("flow %s %r is an empty group" % (what, name))
+            out.extend((m, None) for m in members)
+        elif allow_addresses and _is_address(name):
+            out.append((None, name))
+        else:
+            raise InputError("flow %s %r is not an inventory host or group%s" % (
+                what, name, " nor an IP address" if allow_addresses else ""))
+    return out
+
+
+def host_address(hostvars, host):
+    hv = hostvars.get(host) or {}
+    return str(hv.get("ansible_host") or host)
+
+
+def make_plan(flows, groups, hostvars, max_flows=DEFAULT_MAX_FLOWS):
+    """Expand flows; returns ``{flows, probes: {source: [target...]}, gather: [hosts], sources: [hosts]}``.
+
+    ``groups`` is Ansible's ``groups`` (must include ``all``); ``hostvars`` maps host -> vars
+    (only ``ansible_host`` is read).  A flow is ``{from, to, ports, expect}``.
+    """
+    if not isinstance(flows, list) or not flows:
+        raise InputError("reachability_flows must be a non-empty list of {from, to, ports, expect}")
+    out_flows, seen = [], set()
+    for i, flow in enumerate(flows):
+        if not isinstance(flow, dict):
+            raise InputError("reachability_flows[%d] must be a dict, got %r" % (i, flow))
+        unknown = set(flow) - {"from", "to", "ports", "expect", "name"}
+        if unknown:
+            raise InputError("reachability_flows[%d] has unknown keys: %s" % (i, ", ".join(sorted(unknown))))
+        expect = flow.get("expect", "open")
+        if expect not in EXPECT:
+            raise InputError("reachability_flows[%d] expect %r: must be open or closed" % (i, expect))
+        sources = _resolve_hosts(_as_list(flow.get("from"), "'from'"), groups, "'from'")
+        dests = _resolve_hosts(_as_list(flow.get("to"), "'to'"), groups, "'to'", allow_addresses=True)
+        specs = [parse_port_spec(p, default_protocol="tcp", protocols=("tcp", "udp", "icmp")) if str(p) != "icmp"
+                 else {"first": 0, "last": 0, "protocol": "icmp"}
+                 for p in _as_list(flow.get("ports"), "'ports'")]
+        for src, dummy in sources:
+            for dest, addr in dests:
+                address = addr or host_address(hostvars, dest)
+                if dest is None:
+                    dest = _host_by_address(hostvars, groups, address)
+                if dest == src:
+                    continue
+                for spec in specs:
+                    for port in range(spec["first"], spec["last"] + 1):
+                        key = (src, address, port, spec["protocol"])
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        out_flows.append({"name": flow.get("name"), "source": src, "destination": dest,
+                                          "address": address, "port": port, "protocol": spec["protocol"],
+                                          "expect": expect})
+                        if len(out_flows) > max_flows:
+                            raise InputError("reachability_flows expand to more than %d flows" % max_flows)
+    probes = {}
+    for f in out_flows:
+        targets = probes.setdefault(f["source"], {})
+        t = targets.setdefault((f["address"], f["protocol"]), {"host": f["address"], "protocol": f["protocol"], "ports": []})
+        if f["protocol"] != "icmp":
+            t["ports"].append(f["port"])
+    gather = []
+    for f in out_flows:
+        for h in (f["source"], f["destination"]):
+            if h and h not in gather:
+                gather.append(h)
+    for g in ("routers",):  # routers in the inventory may sit on the path: their forward rules matter
+        for h in groups.get(g, []):
+            if h not in gather:
+                gather.append(h)
+    return {"flows": out_flows,
+            "probes": {s: [dict(t, ports=_compact(t["ports"])) if t["ports"] else {"host": t["host"], "protocol": "icmp"}
+                           for t in ts.values()] for s, ts in probes.items()},
+            "gather": gather, "sources": sorted(probes)}
+
+
+def _compact(ports):
+    return sorted(set(ports))
+
+
+def _host_by_address(hostvars, groups, address):
+    for h in groups.get("all", []):
+        if host_address(hostvars, h) == address:
+            return h
+    return None
+
+
+def host_facts(hv):
+    """The explainer's facts for one host from its Ansible variables (what the gather stage registered)."""
+    facts = {}
+    lst = hv.get("reachability_listeners") or {}
+    if lst and not lst.get("failed") and not lst.get("skipped"):
+        facts["listeners"] = lst.get("listeners")
+        facts["sysctls"] = lst.get("sysctls")
+    fw = hv.get("reachability_firewall") or {}
+    if fw and not fw.get("failed") and not fw.get("skipped"):
+        facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "local_addresses",
+                                                    "firewall_warnings")}
+    af = hv.get("ansible_facts") or {}
+    ifaces = []
+    default_if = (af.get("default_ipv4") or {}).get("interface")
+    default_if6 = (af.get("default_ipv6") or {}).get("interface")
+    for name in af.get("interfaces") or []:
+        data = af.get(name.replace("-", "_")) or {}
+        v4 = data.get("ipv4") or {}
+        if v4.get("address") and name != "lo":
+            ifaces.append({"name": name, "address": v4["address"], "prefix": int(v4.get("prefix") or 32),
+                           "default": name == default_if})
+        for v6 in data.get("ipv6") or []:
+            if isinstance(v6, dict) and v6.get("address") and v6.get("scope", "global") == "global" and name != "lo":
+                ifaces.append({"name": name, "address": v6["address"], "prefix": int(v6.get("prefix") or 128),
+                               "default": name == default_if6})
+    if ifaces:
+        facts["interfaces"] = ifaces
+    addrs = list(af.get("all_ipv4_addresses") or [])
+    addrs += [a for a in af.get("all_ipv6_addresses") or [] if not str(a).lower().startswith("fe80:")]
+    if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
+        addrs.append(str(hv["ansible_host"]))
+    facts["addresses"] = addrs
+    return facts
+
+
+def source_address(facts, destination):
+    """The address a source uses towards ``destination``: the interface on its subnet, else the default."""
+    try:
+        dst = ipaddress.ip_address(destination)
+    except ValueError:
+        dst = None
+    version = dst.version if dst is not None else 4
+    default = None
+    for iface in facts.get("interfaces") or []:
+        try:
+            net = ipaddress.ip_network("%s/%s" % (iface["address"], iface["prefix"]), strict=False)
+        except (KeyError, ValueError):
+            continue
+        if net.version != version:
+            continue
+        if iface.get("default") and default is None:
+            default = iface["address"]
+        if dst is not None and dst in net:
+            return iface["address"]
+    same_family = [a for a in facts.get("addresses") or [] if _version(a) == version]
+    return default or (same_family or [None])[0]
+
+
+def flow_source_address(hostvars, flow, facts=None):
+    """The address the flow's source sends from: from its gathered facts, else its ansible_host."""
+    if facts is None:
+        facts = host_facts(hostvars.get(flow["source"]) or {})
+    return source_address(facts, flow["address"]) or host_address(hostvars, flow["source"])
+
+
+def _version(address):
+    try:
+        return ipaddress.ip_address(str(address)).version
+    except ValueError:
+        return None
+
+
+def assemble(plan, hostvars, cloud=None):
+    """Plan + gathered hostvars (+ security_group_info results) -> (flows with probe/trace/cloud
+    evidence, hosts facts) for explain()."""
+    cloud, cloud_errors = cloud_verdicts(cloud)
+    hosts = {h: host_facts(hostvars.get(h) or {}) for h in plan["gather"]}
+    results = {}
+    traces = {}
+    for src in plan["sources"]:
+        hv = hostvars.get(src) or {}
+        pr = hv.get("reachability_probe") or {}
+        for r in pr.get("results") or []:
+            results[(src, r.get("address"), r.get("port") if r.get("protocol") != "icmp" else 0, r.get("protocol"))] = r
+        for t in (hv.get("reachability_traces") or {}).get("results") or []:
+            item = t.get("item") or {}
+            if t.get("verdict"):
+                traces[(src, item.get("address"), int(item.get("port") or 0), item.get("protocol"))] = t
+    flows = []
+    for f in plan["flows"]:
+        key = (f["source"], f["address"], f["port"], f["protocol"])
+        probe = results.get(key)
+        src_addr = flow_source_address(hostvars, f, hosts.get(f["source"]))
+        flow = dict(f, probe=probe or {"state": None, "reason": "not-probed"}, trace=traces.get(key),
+                    source_address=src_addr)
+        matched = cloud.get((src_addr, f["address"], f["port"] if f["protocol"] != "icmp" else 0, f["protocol"]))
+        if matched:
+            flow["cloud"] = matched
+        if f["address"] in cloud_errors:
+            flow["cloud_error"] = cloud_errors[f["address"]]
+        flows.append(flow)
+    return flows, hosts
+
+
+CLOUD_OPTIONS = ("provider", "region", "profile", "access_key", "secret_key", "session_token", "endpoint_url",
+                 "ephemeral_ports", "retries")
+CLOUD_CREDENTIALS = ("access_key", "secret_key", "session_token")  # never copied into a query (loop items are printed)
+
+
+def _cloud_settings(value, where):
+    if value in (None, "", {}):
+        return None
+    if not isinstance(value, dict) or value.get("provider") not in ("aws", "alicloud"):
+        raise InputError("reachability_cloud of %s must be a dict of security_group_info options with provider "
+                         "aws or alicloud, got %r" % (where, value if not isinstance(value, dict) else
+                                                      {k: v for k, v in value.items() if k == "provider"}))
+    unknown = sorted(set(value) - set(CLOUD_OPTIONS))
+    if unknown:
+        raise InputError("reachability_cloud of %s has unknown keys: %s (known: %s)" % (
+            where, ", ".join(unknown), ", ".join(CLOUD_OPTIONS)))
+    return {k: value[k] for k in CLOUD_OPTIONS if value.get(k) is not None}
+
+
+def cloud_queries(plan, hostvars, default=None):
+    """The security_group_info calls the flows need: one per (cloud settings, destination address).
+
+    The settings are the destination host's ``reachability_cloud`` (inventory or extra vars),
+    else ``default`` (the controller's, for flows to plain addresses); flows without settings
+    have no cloud layer.  Each query's packets are the flows' own (source address as gathered).
+    A query holds no credentials: ``settings_from`` names the host whose ``reachability_cloud``
+    to take them from (None: the controller's), so the task reads them where they are kept."""
+    default_settings = _cloud_settings(default, "the controller")
+    queries = {}
+    for f in plan["flows"]:
+        dest = f.get("destination")
+        settings = _cloud_settings((hostvars.get(dest) or {}).get("reachability_cloud"), dest) if dest else None
+        settings_from = dest if settings else None
+        settings = settings or default_settings
+        if not settings:
+            continue
+        key = (tuple(sorted((k, str(v)) for k, v in settings.items())), f["address"])
+        q = queries.setdefault(key, {"label": "%s (%s)" % (f["address"], settings["provider"]), "host": dest,
+                                     "settings_from": settings_from,
+                                     "options": {k: v for k, v in settings.items() if k not in CLOUD_CREDENTIALS},
+                                     "addresses": [f["address"]], "packets": []})
+        src = flow_source_address(hostvars, f)
+        pkt = {"proto": f["protocol"], "src": src, "dst": f["address"]}
+        if f["protocol"] != "icmp":
+            pkt["dport"] = f["port"]
+        if pkt not in q["packets"]:
+            q["packets"].append(pkt)
+    return list(queries.values())
+
+
+def cloud_verdicts(results):
+    """security_group_info results (one, or a loop's ``results``) -> ({(src, dst, port, proto): [verdict]},
+    {dst: error message}) for :func:`assemble`."""
+    if isinstance(results, dict):
+        results = results.get("results") if "results" in results else [results]
+    verdicts, errors = {}, {}
+    for r in results or []:
+        if not isinstance(r, dict) or r.get("skipped"):
+            continue
+        if r.get("failed"):
+            item = r.get("item") or {}
+            for addr in item.get("addresses") or [None]:
+                errors[addr] = str(r.get("msg") or "security_group_info failed")
+            continue
+        for v in r.get("verdicts") or []:
+            if not isinstance(v, dict):
+                continue
+            pkt = v.get("packet") or {}
+            key = (pkt.get("src"), pkt.get("dst"), int(pkt.get("dport") or 0), pkt.get("proto"))
+            verdicts.setdefault(key, []).append(v)
+    return verdicts, errors
+
+
+def _answered_by_destination(result):
+    reply = result.get("reply") or {}
+    if reply.get("sender_is_target") is not None:
+        return bool(reply["sender_is_target"])
+    sender = reply.get("sender")
+    if sender is None:
+        return reply.get("kind") in ("syn-ack", "rst", "udp")
+    return sender == result.get("address")
+
+
+def trace_targets(plan, probe_result, limit=30):
+    """The flows of one source worth a trace: not open, one per (address, port, protocol), and
+    not answered by the destination itself (a reset or an ICMP error from the destination shows
+    the packet got there: the path is not in question and a trace would only cost time)."""
+    out, seen = [], set()
+    for r in (probe_result or {}).get("results") or []:
+        if r.get("state") == "open" or _answered_by_destination(r):
+            continue
+        key = (r.get("address"), r.get("port"), r.get("protocol"))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"address": r.get("address"), "port": r.get("port") if r.get("protocol") != "icmp" else None,
+                    "protocol": r.get("protocol")})
+        if len(out) >= limit:
+            break
+    return out

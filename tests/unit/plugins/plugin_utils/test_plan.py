@@ -1,0 +1,73 @@
+"""plan: flows against the inventory, and gathered Ansible facts turned into the explainer's host facts."""
+import pytest
+
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
+
+# the shape ansible.builtin.setup (gather_subset network) returns, for a dual-stack host with two links
+DUAL_STACK = {
+    "interfaces": ["lo", "eth0", "eth1"],
+    "default_ipv4": {"interface": "eth0", "address": "10.200.1.10"},
+    "default_ipv6": {"interface": "eth0", "address": "fd00:200:1::10"},
+    "all_ipv4_addresses": ["10.200.1.10", "10.200.9.10"],
+    "all_ipv6_addresses": ["fd00:200:1::10", "fe80::a8b0:66ff:fe92:c96a", "fd00:200:9::10"],
+    "lo": {"ipv4": {"address": "127.0.0.1", "prefix": "8"}, "ipv6": [{"address": "::1", "prefix": "128", "scope": "host"}]},
+    "eth0": {"ipv4": {"address": "10.200.1.10", "prefix": "24"},
+             "ipv6": [{"address": "fd00:200:1::10", "prefix": "64", "scope": "global"},
+                      {"address": "fe80::a8b0:66ff:fe92:c96a", "prefix": "64", "scope": "link"}]},
+    "eth1": {"ipv4": {"address": "10.200.9.10", "prefix": "24"},
+             "ipv6": [{"address": "fd00:200:9::10", "prefix": "64", "scope": "global"}]},
+}
+
+
+def test_host_facts_keep_both_families_and_skip_link_local():
+    facts = plan.host_facts({"ansible_host": "10.200.1.10", "ansible_facts": DUAL_STACK})
+    assert "fd00:200:9::10" in facts["addresses"] and "10.200.9.10" in facts["addresses"]
+    assert not any(a.startswith("fe80") for a in facts["addresses"])
+    assert {(i["name"], i["address"]) for i in facts["interfaces"]} == {
+        ("eth0", "10.200.1.10"), ("eth0", "fd00:200:1::10"), ("eth1", "10.200.9.10"), ("eth1", "fd00:200:9::10")}
+
+
+@pytest.mark.parametrize("destination,source", [
+    ("10.200.9.50", "10.200.9.10"),          # on eth1's subnet
+    ("10.200.2.10", "10.200.1.10"),          # routed: the default route's interface
+    ("fd00:200:9::50", "fd00:200:9::10"),    # on eth1's IPv6 subnet
+    ("fd00:200:2::10", "fd00:200:1::10"),    # routed IPv6: the IPv6 default, never an IPv4 address
+])
+def test_the_source_address_is_the_one_the_kernel_would_pick(destination, source):
+    facts = plan.host_facts({"ansible_facts": DUAL_STACK})
+    assert plan.source_address(facts, destination) == source
+
+
+def test_an_ipv4_only_host_has_no_ipv6_source():
+    v4 = {k: v for k, v in DUAL_STACK.items() if k not in ("default_ipv6", "all_ipv6_addresses")}
+    v4 = dict(v4, eth0={"ipv4": DUAL_STACK["eth0"]["ipv4"]}, eth1={"ipv4": DUAL_STACK["eth1"]["ipv4"]})
+    facts = plan.host_facts({"ansible_facts": v4})
+    assert plan.source_address(facts, "fd00:200:2::10") is None
+    assert plan.source_address(facts, "10.200.2.10") == "10.200.1.10"
+
+
+def test_flows_expand_against_groups_and_addresses():
+    groups = {"all": ["client", "web1", "web2"], "web": ["web1", "web2"]}
+    hostvars = {"client": {"ansible_host": "10.200.1.10"}, "web1": {"ansible_host": "10.200.2.10"},
+                "web2": {"ansible_host": "10.200.2.11"}}
+    p = plan.make_plan([{"from": "client", "to": ["web", "10.200.2.11", "10.200.7.7"], "ports": ["80/tcp", "53/udp"]}],
+                       groups, hostvars)
+    assert {(f["destination"], f["address"], f["port"], f["protocol"]) for f in p["flows"]} == {
+        ("web1", "10.200.2.10", 80, "tcp"), ("web1", "10.200.2.10", 53, "udp"),
+        ("web2", "10.200.2.11", 80, "tcp"), ("web2", "10.200.2.11", 53, "udp"),   # once, not twice
+        (None, "10.200.7.7", 80, "tcp"), (None, "10.200.7.7", 53, "udp")}
+    assert p["sources"] == ["client"] and set(p["gather"]) == {"client", "web1", "web2"}
+
+
+@pytest.mark.parametrize("flows,needle", [
+    ([{"from": "client", "to": "nowhere", "ports": ["80/tcp"]}], "'nowhere'"),
+    ([{"from": "client", "to": "web1", "ports": ["70000/tcp"]}], "70000"),
+    ([{"from": "client", "to": "web1", "ports": ["80/tcp"], "expect": "maybe"}], "maybe"),
+    ([{"from": "client", "to": "web1", "ports": ["80/tcp"], "colour": "red"}], "colour"),
+])
+def test_bad_flows_name_the_bad_value(flows, needle):
+    groups = {"all": ["client", "web1"]}
+    with pytest.raises(InputError) as exc:
+        plan.make_plan(flows, groups, {"client": {}, "web1": {}})
+    assert needle in str(exc.value)
