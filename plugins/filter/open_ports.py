@@ -9,6 +9,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix import guard
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 
@@ -31,11 +32,11 @@ def open_ports_plan(report, play_hosts, inventory_hosts=None, verify=True, sourc
 
 def open_ports_management(ssh_connection, source=None, port=None, address=None):
     """The management connection: ``SSH_CONNECTION`` text, overridden by ``source``/``port``/``address``."""
-    found = lib.management_from_ssh_connection(ssh_connection) or {}
+    found = guard.management_from_ssh_connection(ssh_connection) or {}
     mgmt = {"source": source or found.get("source"), "address": address or found.get("address"),
             "port": int(port) if port else found.get("port") or 22}
     try:
-        return lib.normalize_management(mgmt)
+        return guard.normalize_management(mgmt)
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -44,7 +45,7 @@ def open_ports_firewalld_guard(preview, firewalld_facts, management):
     """Fail when the zone settings a firewalld_port preview predicts would cut the management connection."""
     preview = plain(preview)
     try:
-        return lib.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
+        return guard.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
                                    (preview.get("settings") or {}).get("after") or {}, plain(management))
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))

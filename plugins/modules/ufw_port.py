@@ -130,7 +130,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     InputError, MissingDependency, NetdiagError)
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.open_ports import (
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix.guard import (
     MANAGEMENT_ARG_SPEC, WouldCutManagement, module_management)
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.ufw_port import ensure, normalize_request
 

@@ -30,12 +30,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.gather import
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import match_listener
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import CAUSES, REPORT_SCHEMA as SCHEMA, REPORT_VERSION as SCHEMA_VERSION
 
-SCHEMA = "netdiag.reachability/report"
-SCHEMA_VERSION = 1
-CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall",
-          "path_block", "security_group", "nat", "listen_backlog_full", "host_down", "unknown")
-STATES = ("open", "closed", "filtered", "open|filtered", "unreachable")
 EPHEMERAL_SPORT = 40000
 
 

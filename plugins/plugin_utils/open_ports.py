@@ -1,32 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Remediation planning and the management-connection guard (the open_ports role's library).
+"""Remediation planning (the open_ports role's controller library).
 
 - :func:`normalize_rules` checks the role's ``open_ports_rules`` and returns them in one form;
   every error names the rule (by index) and the bad value.
 - :func:`plan_from_report` reads a diagnose report (``report.json``) and splits its findings
   into rules the role can apply on hosts of the play and manual actions (security groups,
   routers, listeners, NAT, hosts outside the play), each with its summary and commands.
-- The guard: :func:`management_from_ssh_connection` finds the management connection
-  (controller address, host address, ssh port) from ``SSH_CONNECTION``;
-  :func:`firewalld_guard` and :func:`ufw_guard` compare what the firewall does with a new
-  management connection before and after a change, and raise :class:`WouldCutManagement`
-  when the change would stop accepting it.  (The raw nftables/iptables guard evaluates the rule
-  model itself, see ``raw_rule.py``.)
+The management-connection guard the changers run on the host is in ``module_utils/fix/guard.py``.
 """
 
 from __future__ import annotations
 
-import copy
-import ipaddress
 import re
 
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import format_port_spec, parse_port_spec
-from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.zones import zone_answer
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.addresses import address_or_network as _address_or_network
 
-REPORT_SCHEMA = "netdiag.reachability/report"
 BACKENDS = ("firewalld", "ufw", "nftables", "iptables-nft", "iptables-legacy")
 RAW_BACKENDS = ("nftables", "iptables-nft", "iptables-legacy")
 BACKEND_PROTOCOLS = {"firewalld": ("tcp", "udp", "sctp", "dccp"), "ufw": ("tcp", "udp"),
@@ -38,19 +31,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 FIXABLE_CAUSES = ("host_firewall",)
 
 
-class WouldCutManagement(NetdiagError):
-    """A change would stop the host from accepting new management (ssh) connections."""
-
-
 # --------------------------------------------------------------------------- rules
-
-def _address_or_network(value, what, where):
-    try:
-        return str(ipaddress.ip_network(str(value).strip(), strict=False)) if "/" in str(value) \
-            else str(ipaddress.ip_address(str(value).strip()))
-    except ValueError:
-        raise InputError("%s: invalid %s %r (expected an IP address or network)" % (where, what, value))
-
 
 def normalize_rule(rule, index=0, hosts=None):
     """One rule -> its normalised dict.  ``hosts``: inventory host names, to check ``host``/``verify_from``."""
@@ -222,168 +203,3 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
         if r["host"] not in hosts:
             hosts.append(r["host"])
     return {"rules": rules, "hosts": hosts, "manual": manual, "ok": ok}
-
-
-# --------------------------------------------------------------------------- the management connection
-
-def management_from_ssh_connection(text, port=None):
-    """``SSH_CONNECTION`` ("client cport server sport") -> {source, address, port}; None when empty."""
-    parts = str(text or "").split()
-    if len(parts) != 4:
-        return None
-    try:
-        ipaddress.ip_address(parts[0])
-        ipaddress.ip_address(parts[2])
-    except ValueError:
-        return None
-    return {"source": parts[0], "address": parts[2], "port": int(port or parts[3])}
-
-
-def normalize_management(mgmt):
-    if not isinstance(mgmt, dict) or not mgmt.get("source"):
-        raise InputError("the management connection is unknown (%r): give its source address and ssh port" % (mgmt,))
-    source = _address_or_network(mgmt["source"], "management source", "management")
-    address = _address_or_network(mgmt["address"], "management address", "management") if mgmt.get("address") else None
-    try:
-        port = int(mgmt.get("port") or 22)
-    except (TypeError, ValueError):
-        raise InputError("management: invalid port %r" % (mgmt.get("port"),))
-    if not 1 <= port <= 65535:
-        raise InputError("management: invalid port %r" % (mgmt.get("port"),))
-    return {"source": source, "address": address, "port": port}
-
-
-# the ``management`` option of the modules that change a firewall (documented in the
-# netdiag.reachability.management doc fragment)
-MANAGEMENT_ARG_SPEC = dict(type="dict", options=dict(
-    source=dict(type="str", required=True),
-    address=dict(type="str"),
-    port=dict(type="int", default=22),
-))
-
-
-def module_management(param, ssh_connection):
-    """The connection a module must not cut: its ``management`` option, else the ssh connection
-    it runs over (``SSH_CONNECTION``); None when neither is known (the guard is then skipped)."""
-    mgmt = param or management_from_ssh_connection(ssh_connection)
-    return normalize_management(mgmt) if mgmt else None
-
-
-def _describe_mgmt(mgmt):
-    return "new ssh connections from %s to %s port %d/tcp" % (mgmt["source"], mgmt.get("address") or "this host", mgmt["port"])
-
-
-# --------------------------------------------------------------------------- firewalld guard
-
-def _with_service_ports(settings, services, known=None):
-    out = dict(settings)
-    known = known or {}
-    out["service_ports"] = {s: list((services.get(s) or {}).get("ports") or known.get(s) or [])
-                            for s in settings.get("services") or []}
-    return out
-
-
-def firewalld_guard(fw_facts, zone, after, mgmt):
-    """Raise WouldCutManagement when the zone settings ``after`` (``{runtime: settings, permanent: settings}``,
-    as netdiag.reachability.firewalld_port returns them) stop accepting the management connection.
-
-    ``fw_facts`` are firewall_info's ``firewalld`` facts (zones, services, default zone).  The zone that
-    handles the management connection is found like firewalld does (source binding, else the
-    default zone); a zone bound to an interface is treated as possibly handling it too.
-    Returns a list of strings saying what was checked.
-    """
-    mgmt = normalize_management(mgmt)
-    if not fw_facts or not fw_facts.get("running", True):
-        return ["firewalld is not running: no runtime filtering to cut"]
-    packet = {"family": "ipv4" if ":" not in mgmt["source"] else "ipv6", "proto": "tcp", "src": mgmt["source"],
-              "dst": mgmt.get("address"), "sport": 40000, "dport": mgmt["port"], "ct_state": "new"}
-    services = fw_facts.get("services") or {}
-    checked = []
-    for side, settings in sorted((after or {}).items()):
-        config = fw_facts.get(side)
-        if not config or zone not in (config.get("zones") or {}):
-            continue
-        config = copy.deepcopy(config)
-        for name, settings_now in config["zones"].items():
-            if "service_ports" not in settings_now:
-                config["zones"][name] = _with_service_ports(settings_now, services)
-        before_facts = {"running": True, "services": services, side: config}
-        new_config = copy.deepcopy(config)
-        new_config["zones"][zone] = dict(_with_service_ports(settings, services, config["zones"][zone].get("service_ports")),
-                                         target=config["zones"][zone].get("target", settings.get("target")))
-        after_facts = {"running": True, "services": services, side: new_config}
-        was = zone_answer(before_facts, packet)
-        now = zone_answer(after_facts, packet)
-        handles = was["zone"] == zone or bool(config["zones"][zone].get("interfaces"))
-        checked.append("%s: %s before, %s after (%s)" % (side, was["verdict"], now["verdict"], now["reason"]))
-        if handles and was["verdict"] == "accept" and now["verdict"] != "accept":
-            raise WouldCutManagement(
-                "refusing to change zone %s: the %s configuration would no longer accept %s (before: %s; after: %s)"
-                % (zone, side, _describe_mgmt(mgmt), was["reason"], now["reason"]))
-    return checked
-
-
-# --------------------------------------------------------------------------- ufw guard
-
-_ANY = ("0.0.0.0/0", "::/0", "any")
-
-
-def _ufw_port_match(spec, port):
-    if spec == "any":
-        return True
-    for part in str(spec).split(","):
-        lo, dummy, hi = part.partition(":")
-        if lo.isdigit() and int(lo) <= port <= int(hi or lo):
-            return True
-    return False
-
-
-def _ufw_addr_match(spec, address):
-    if spec in _ANY or address is None:
-        return True
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
-    except ValueError:
-        return False
-
-
-def ufw_verdict(facts, packet):
-    """What ufw does with a new incoming packet ``{src, dst, proto, dport}``: ``(verdict, reason)``.
-
-    ``verdict`` is ``accept``, ``drop``, ``reject`` or ``unknown`` (an application profile rule was
-    reached, which this function does not expand).  Rules are tried in order; the first match decides,
-    else the default incoming policy.  ufw disabled filters nothing.
-    """
-    if not facts.get("enabled"):
-        return "accept", "ufw is disabled"
-    v6 = ":" in packet["src"]
-    for rule in facts.get("rules") or []:
-        if rule.get("direction") != "in" or rule.get("routed") or bool(rule.get("v6")) != v6:
-            continue
-        if rule.get("interface_in"):
-            continue  # bound to an interface: cannot tell which one ssh comes in on; not counted as an allow
-        if rule.get("app") or rule.get("from_app"):
-            return "unknown", "ufw rule %s uses an application profile" % rule.get("text")
-        if rule.get("proto") not in ("any", packet["proto"]):
-            continue
-        if not _ufw_port_match(rule.get("port"), packet["dport"]) or rule.get("from_port") != "any":
-            continue
-        if not _ufw_addr_match(rule.get("from"), packet["src"]) or not _ufw_addr_match(rule.get("to"), packet.get("dst")):
-            continue
-        action = rule.get("action")
-        verdict = {"allow": "accept", "limit": "accept", "deny": "drop", "reject": "reject"}.get(action, "unknown")
-        return verdict, "ufw rule %s" % rule.get("text")
-    policy = (facts.get("defaults") or {}).get("incoming") or "deny"
-    return {"allow": "accept", "deny": "drop", "reject": "reject"}.get(policy, "drop"), "default incoming policy %s" % policy
-
-
-def ufw_guard(before, after, mgmt):
-    """Raise WouldCutManagement when ufw's facts ``after`` stop accepting the management connection."""
-    mgmt = normalize_management(mgmt)
-    packet = {"src": mgmt["source"], "dst": mgmt.get("address"), "proto": "tcp", "dport": mgmt["port"]}
-    was, why_was = ufw_verdict(before, packet)
-    now, why_now = ufw_verdict(after, packet)
-    if was != "drop" and was != "reject" and now != "accept":
-        raise WouldCutManagement("refusing to change ufw: it would no longer accept %s (before: %s %s; after: %s %s)"
-                                 % (_describe_mgmt(mgmt), was, why_was, now, why_now))
-    return ["ufw: %s before (%s), %s after (%s)" % (was, why_was, now, why_now)]

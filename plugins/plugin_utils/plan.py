@@ -12,6 +12,7 @@ import ipaddress
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port_spec
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import PROBE_PROTOCOLS
 
 EXPECT = ("open", "closed")
 DEFAULT_MAX_FLOWS = 5000
@@ -80,7 +81,7 @@ def make_plan(flows, groups, hostvars, max_flows=DEFAULT_MAX_FLOWS):
             raise InputError("reachability_flows[%d] expect %r: must be open or closed" % (i, expect))
         sources = _resolve_hosts(_as_list(flow.get("from"), "'from'"), groups, "'from'")
         dests = _resolve_hosts(_as_list(flow.get("to"), "'to'"), groups, "'to'", allow_addresses=True)
-        specs = [parse_port_spec(p, default_protocol="tcp", protocols=("tcp", "udp", "icmp")) if str(p) != "icmp"
+        specs = [parse_port_spec(p, default_protocol="tcp", protocols=PROBE_PROTOCOLS) if str(p) != "icmp"
                  else {"first": 0, "last": 0, "protocol": "icmp"}
                  for p in _as_list(flow.get("ports"), "'ports'")]
         for src, dummy in sources:

@@ -10,7 +10,7 @@ import html
 import json
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import SCHEMA
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA as SCHEMA
 
 CATEGORY = {
     "ok": "ok", "no_listener": "service", "loopback_only": "service", "wrong_address": "service",

@@ -161,3 +161,39 @@ def ipt_reject_reply(family, reject_with=None):
     if reject_with is None:
         return _icmp6(4) if family in ("ipv6", 6) else _icmp4(3)
     return IPT_REJECT.get(reject_with)
+
+
+# --------------------------------------------------------------------------- nmap's reasons
+# nmap's reason names for ICMP destination-unreachable codes (IPv4 / IPv6).
+ICMP4_REASONS = {
+    0: "net-unreach", 1: "host-unreach", 2: "proto-unreach", 3: "port-unreach",
+    4: "frag-needed", 5: "source-route-failed", 6: "net-unknown", 7: "host-unknown",
+    8: "host-isolated", 9: "net-prohibited", 10: "host-prohibited", 11: "net-tos-unreach",
+    12: "host-tos-unreach", 13: "admin-prohibited", 14: "host-precedence-violation",
+    15: "precedence-cutoff",
+}
+ICMP6_REASONS = {
+    0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "addr-unreach",
+    4: "port-unreach", 5: "policy-fail", 6: "reject-route",
+}
+# Unreachable codes saying the *host or network* cannot be reached (our state
+# ``unreachable``; nmap folds these into ``filtered`` for TCP).
+ICMP4_HOST_GONE = frozenset([0, 1, 5, 6, 7, 8, 11, 12])
+ICMP6_HOST_GONE = frozenset([0, 2, 3])
+ICMP4_PORT_UNREACH = 3
+ICMP6_PORT_UNREACH = 4
+
+def icmp_class(family, icmp_type, icmp_code):
+    """Sort an ICMP error into port-unreach / host-gone / prohibited / time-exceeded."""
+    v6 = family == 6
+    if (v6 and icmp_type == 3) or (not v6 and icmp_type == 11):
+        return "time-exceeded", "time-exceeded"
+    if is_unreachable(family, icmp_type):
+        reasons = ICMP6_REASONS if v6 else ICMP4_REASONS
+        reason = reasons.get(icmp_code, "unreach-code-%s" % icmp_code)
+        if icmp_code == (ICMP6_PORT_UNREACH if v6 else ICMP4_PORT_UNREACH):
+            return "port-unreach", reason
+        if icmp_code in (ICMP6_HOST_GONE if v6 else ICMP4_HOST_GONE):
+            return "host-gone", reason
+        return "prohibited", reason
+    return "prohibited", "icmp-type-%s" % icmp_type

@@ -29,7 +29,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common impor
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import wire
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe.run import STATES, classify
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import STATES, classify
 
 DEFAULT_MAX_PACKETS = 1000000
 MAX_RECORD = 256 * 1024 * 1024      # a record claiming more than this is corruption, not a packet

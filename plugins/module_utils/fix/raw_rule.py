@@ -24,7 +24,7 @@ import ipaddress
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     InputError, MissingDependency, NetdiagError)
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.open_ports import WouldCutManagement
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix.guard import WouldCutManagement
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import change_request, format_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import iptables as ipt
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model

@@ -37,6 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common import icmp as icmp_tables
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import PROBE_PROTOCOLS as PROTOCOLS, STATES, classify
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import wire
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable,
@@ -44,8 +45,6 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import expand_port_specs
 
-STATES = ("open", "closed", "filtered", "open|filtered", "unreachable")
-PROTOCOLS = ("tcp", "udp", "icmp")
 ENGINES = ("auto", "raw", "connect")
 APP_CHECKS = ("none", "banner", "http")
 
@@ -62,89 +61,6 @@ DEFAULTS = {
     "engine": "auto",
     "family": "auto",
 }
-
-# --------------------------------------------------------------------------------------
-# Classification, as data.
-#
-# nmap's reason names for ICMP destination-unreachable codes (IPv4 / IPv6).
-ICMP4_REASONS = {
-    0: "net-unreach", 1: "host-unreach", 2: "proto-unreach", 3: "port-unreach",
-    4: "frag-needed", 5: "source-route-failed", 6: "net-unknown", 7: "host-unknown",
-    8: "host-isolated", 9: "net-prohibited", 10: "host-prohibited", 11: "net-tos-unreach",
-    12: "host-tos-unreach", 13: "admin-prohibited", 14: "host-precedence-violation",
-    15: "precedence-cutoff",
-}
-ICMP6_REASONS = {
-    0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "addr-unreach",
-    4: "port-unreach", 5: "policy-fail", 6: "reject-route",
-}
-# Unreachable codes saying the *host or network* cannot be reached (our state
-# ``unreachable``; nmap folds these into ``filtered`` for TCP).
-ICMP4_HOST_GONE = frozenset([0, 1, 5, 6, 7, 8, 11, 12])
-ICMP6_HOST_GONE = frozenset([0, 2, 3])
-ICMP4_PORT_UNREACH = 3
-ICMP6_PORT_UNREACH = 4
-
-# (protocol, reply kind) -> (state, reason) for replies that are not ICMP errors.
-REPLY_TABLE = {
-    ("tcp", "syn-ack"): ("open", "syn-ack"),
-    ("tcp", "rst"): ("closed", "reset"),
-    ("tcp", None): ("filtered", "no-response"),
-    ("udp", "udp"): ("open", "udp-response"),
-    ("udp", None): ("open|filtered", "no-response"),
-    ("icmp", "echo-reply"): ("open", "echo-reply"),
-    ("icmp", None): ("filtered", "no-response"),
-}
-
-# (protocol, class of ICMP error, sent by the target?) -> state; None = any sender.
-# Classes: port-unreach, host-gone, prohibited (every other unreachable code),
-# time-exceeded.
-ICMP_TABLE = {
-    ("tcp", "port-unreach", None): "filtered",
-    ("tcp", "prohibited", None): "filtered",
-    ("tcp", "host-gone", None): "unreachable",
-    ("udp", "port-unreach", True): "closed",
-    ("udp", "port-unreach", False): "filtered",
-    ("udp", "prohibited", None): "filtered",
-    ("udp", "host-gone", None): "unreachable",
-    ("icmp", "port-unreach", None): "filtered",
-    ("icmp", "prohibited", None): "filtered",
-    ("icmp", "host-gone", None): "unreachable",
-    ("tcp", "time-exceeded", None): "unreachable",
-    ("udp", "time-exceeded", None): "unreachable",
-    ("icmp", "time-exceeded", None): "unreachable",
-}
-
-
-def icmp_class(family, icmp_type, icmp_code):
-    """Sort an ICMP error into port-unreach / host-gone / prohibited / time-exceeded."""
-    v6 = family == 6
-    if (v6 and icmp_type == 3) or (not v6 and icmp_type == 11):
-        return "time-exceeded", "time-exceeded"
-    if icmp_tables.is_unreachable(family, icmp_type):
-        reasons = ICMP6_REASONS if v6 else ICMP4_REASONS
-        reason = reasons.get(icmp_code, "unreach-code-%s" % icmp_code)
-        if icmp_code == (ICMP6_PORT_UNREACH if v6 else ICMP4_PORT_UNREACH):
-            return "port-unreach", reason
-        if icmp_code in (ICMP6_HOST_GONE if v6 else ICMP4_HOST_GONE):
-            return "host-gone", reason
-        return "prohibited", reason
-    return "prohibited", "icmp-type-%s" % icmp_type
-
-
-def classify(protocol, reply, family=4):
-    """Return ``(state, reason)`` for a probe of ``protocol`` given its ``reply`` dict
-    (None when nothing came back)."""
-    if reply is None:
-        return REPLY_TABLE[(protocol, None)]
-    if reply["kind"] != "icmp":
-        return REPLY_TABLE[(protocol, reply["kind"])]
-    cls, reason = icmp_class(family, reply["icmp_type"], reply["icmp_code"])
-    state = ICMP_TABLE.get((protocol, cls, bool(reply.get("sender_is_target"))))
-    if state is None:
-        state = ICMP_TABLE[(protocol, cls, None)]
-    return state, reason
-
 
 # --------------------------------------------------------------------------------------
 # Input validation

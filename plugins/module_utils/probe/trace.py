@@ -24,8 +24,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.probe import 
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import wire
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import BackendUnavailable, InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import PROBE_PROTOCOLS as PROTOCOLS
 
-PROTOCOLS = ("tcp", "udp", "icmp")
 IPV6_UNICAST_HOPS = getattr(socket, "IPV6_UNICAST_HOPS", 16)
 
 

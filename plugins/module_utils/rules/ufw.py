@@ -21,6 +21,8 @@ which ufw rule number decided a packet, or that the default policy did.
 
 from __future__ import annotations
 
+import ipaddress
+
 import os
 import re
 
@@ -295,3 +297,58 @@ def answer(facts, result, path="input"):
 
 def _verb(verdict):
     return {"accept": "accepts", "drop": "drops", "reject": "rejects"}.get(verdict, "decides")
+
+
+# --------------------------------------------------------------------------- the configuration model
+
+_ANY = ("0.0.0.0/0", "::/0", "any")
+
+
+def _ufw_port_match(spec, port):
+    if spec == "any":
+        return True
+    for part in str(spec).split(","):
+        lo, dummy, hi = part.partition(":")
+        if lo.isdigit() and int(lo) <= port <= int(hi or lo):
+            return True
+    return False
+
+
+def _ufw_addr_match(spec, address):
+    if spec in _ANY or address is None:
+        return True
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return False
+
+
+def config_verdict(facts, packet):
+    """What ufw's configuration (firewall_info's ``ufw`` facts, or a change predicted on them) does
+    with a new incoming packet ``{src, dst, proto, dport}``: ``(verdict, reason)``.
+
+    ``verdict`` is ``accept``, ``drop``, ``reject`` or ``unknown`` (an application profile rule was
+    reached, which this function does not expand).  Rules are tried in order; the first match decides,
+    else the default incoming policy.  ufw disabled filters nothing.
+    """
+    if not facts.get("enabled"):
+        return "accept", "ufw is disabled"
+    v6 = ":" in packet["src"]
+    for rule in facts.get("rules") or []:
+        if rule.get("direction") != "in" or rule.get("routed") or bool(rule.get("v6")) != v6:
+            continue
+        if rule.get("interface_in"):
+            continue  # bound to an interface: cannot tell which one ssh comes in on; not counted as an allow
+        if rule.get("app") or rule.get("from_app"):
+            return "unknown", "ufw rule %s uses an application profile" % rule.get("text")
+        if rule.get("proto") not in ("any", packet["proto"]):
+            continue
+        if not _ufw_port_match(rule.get("port"), packet["dport"]) or rule.get("from_port") != "any":
+            continue
+        if not _ufw_addr_match(rule.get("from"), packet["src"]) or not _ufw_addr_match(rule.get("to"), packet.get("dst")):
+            continue
+        action = rule.get("action")
+        verdict = {"allow": "accept", "limit": "accept", "deny": "drop", "reject": "reject"}.get(action, "unknown")
+        return verdict, "ufw rule %s" % rule.get("text")
+    policy = (facts.get("defaults") or {}).get("incoming") or "deny"
+    return {"allow": "accept", "deny": "drop", "reject": "reject"}.get(policy, "drop"), "default incoming policy %s" % policy

@@ -9,6 +9,8 @@ import os
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as op
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix import guard
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix import raw_rule
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix import ufw_port
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
@@ -90,7 +92,7 @@ def test_plan_lists_fixes_outside_the_play_as_manual():
 @pytest.mark.parametrize("report,message", [
     ({"schema": "other"}, "is not a netdiag.reachability diagnose report"),
     ([], "is not a netdiag.reachability diagnose report"),
-    ({"schema": op.REPORT_SCHEMA, "version": 9, "flows": []}, "report version 9"),
+    ({"schema": REPORT_SCHEMA, "version": 9, "flows": []}, "report version 9"),
 ])
 def test_not_a_report_is_refused(report, message):
     with pytest.raises(InputError) as err:
@@ -99,8 +101,8 @@ def test_not_a_report_is_refused(report, message):
 
 
 def test_management_from_ssh_connection():
-    assert op.management_from_ssh_connection("10.200.255.1 53786 10.200.2.17 22") == MGMT
-    assert op.management_from_ssh_connection("") is None
+    assert guard.management_from_ssh_connection("10.200.255.1 53786 10.200.2.17 22") == MGMT
+    assert guard.management_from_ssh_connection("") is None
 
 
 # --------------------------------------------------------------------------- firewalld guard
@@ -117,18 +119,18 @@ def _fw_facts(services=("ssh", "dhcpv6-client"), ports=("8000/tcp",)):
 def test_firewalld_guard_refuses_removing_ssh_from_the_zone_that_handles_it():
     facts, zone = _fw_facts()
     after = dict(zone, services=["dhcpv6-client"])
-    with pytest.raises(op.WouldCutManagement) as err:
-        op.firewalld_guard(facts, "public", {"runtime": after}, MGMT)
+    with pytest.raises(guard.WouldCutManagement) as err:
+        guard.firewalld_guard(facts, "public", {"runtime": after}, MGMT)
     assert "zone public" in str(err.value) and "10.200.255.1" in str(err.value)
 
 
 def test_firewalld_guard_allows_opening_and_changes_in_other_zones():
     facts, zone = _fw_facts()
-    assert op.firewalld_guard(facts, "public", {"runtime": dict(zone, ports=["8000/tcp", "80/tcp"])}, MGMT)
-    op.firewalld_guard(facts, "block", {"runtime": dict(zone, services=[])}, MGMT)
+    assert guard.firewalld_guard(facts, "public", {"runtime": dict(zone, ports=["8000/tcp", "80/tcp"])}, MGMT)
+    guard.firewalld_guard(facts, "block", {"runtime": dict(zone, services=[])}, MGMT)
     # ssh by port instead of service: removing the service is fine
     facts2, zone2 = _fw_facts(ports=("22/tcp",))
-    op.firewalld_guard(facts2, "public", {"permanent": dict(zone2, services=[])}, MGMT)
+    guard.firewalld_guard(facts2, "public", {"permanent": dict(zone2, services=[])}, MGMT)
 
 
 # --------------------------------------------------------------------------- ufw
@@ -160,11 +162,11 @@ def test_ufw_guard_refuses_removing_the_ssh_allow():
     facts = _ufw_facts([("ipv4", SSH_V4), ("ipv6", SSH_V6)])
     commands, predicted, todo = ufw_port.plan(facts, ufw_port.normalize_request(["22/tcp"], state="absent"))
     assert commands[0][:4] == ["ufw", "--force", "delete", "allow"]
-    with pytest.raises(op.WouldCutManagement) as err:
-        op.ufw_guard(facts, dict(facts, rules=predicted), MGMT)
+    with pytest.raises(guard.WouldCutManagement) as err:
+        guard.ufw_guard(facts, dict(facts, rules=predicted), MGMT)
     assert "ufw" in str(err.value) and "22/tcp" in str(err.value)
     # removing a rule that does not carry ssh is fine
-    op.ufw_guard(facts, dict(facts, rules=[r for r in facts["rules"] if r["v6"]] + facts["rules"][:1]), MGMT)
+    guard.ufw_guard(facts, dict(facts, rules=[r for r in facts["rules"] if r["v6"]] + facts["rules"][:1]), MGMT)
 
 
 def test_ufw_bad_request():
@@ -234,5 +236,5 @@ def test_raw_guard_compares_the_management_connection_before_and_after():
     after = copy.deepcopy(before)
     after["tables"][0]["chains"][0]["rules"] = after["tables"][0]["chains"][0]["rules"][:1]  # ssh drop removed
     assert raw_rule.guard(after, after, MGMT)  # accept before and after
-    with pytest.raises(op.WouldCutManagement):
+    with pytest.raises(guard.WouldCutManagement):
         raw_rule.guard(after, before, MGMT)

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common import verdicts
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import run as probe
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 
@@ -45,9 +46,9 @@ def test_classification_table(protocol, reply, family, expected):
 
 
 def test_every_classification_is_a_known_state():
-    for state, _reason in probe.REPLY_TABLE.values():
-        assert state in probe.STATES
-    assert set(probe.ICMP_TABLE.values()) <= set(probe.STATES)
+    for state, _reason in verdicts.REPLY_TABLE.values():
+        assert state in verdicts.STATES
+    assert set(verdicts.ICMP_TABLE.values()) <= set(verdicts.STATES)
 
 
 def test_expand_targets_ports_lists_and_ranges():
