@@ -27,7 +27,7 @@ import re
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, NetdiagError
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather import firewall as fw_info
-from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import match_listener
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import CAUSES, REPORT_SCHEMA as SCHEMA, REPORT_VERSION as SCHEMA_VERSION

@@ -13,7 +13,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import match_listener  # noqa: E402
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener  # noqa: E402
 
 MODULE = "netdiag.reachability.listeners_info"
 HOSTS = ["client", "healthy", "fwd-nft", "fwd-ipt", "loopback", "dns", "ipt-reject", "ipt-legacy", "ufw",

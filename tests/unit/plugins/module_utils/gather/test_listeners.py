@@ -19,6 +19,7 @@ import socket
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather import listeners as L
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
 
 from ...helpers import ROOT, fixture
@@ -571,7 +572,7 @@ def test_live_sock_diag_parses():
     (SERVER_ADDR, 1, "tcp", False, "no_listener", "none", None),
 ])
 def test_match_listener(gathered, address, port, proto, accepted, cause, miss, bound):
-    m = L.match_listener(gathered["listeners"], address, port, proto)
+    m = match_listener(gathered["listeners"], address, port, proto)
     assert (m["accepted"], m["cause"], m["miss"]) == (accepted, cause, miss), m["reason"]
     got = (m["listener"]["address"], m["listener"]["port"]) if m["listener"] else None
     assert got == bound
@@ -579,22 +580,22 @@ def test_match_listener(gathered, address, port, proto, accepted, cause, miss, b
 
 
 def test_match_reasons_read_well(gathered):
-    m = L.match_listener(gathered["listeners"], SERVER_ADDR, 8081, "tcp")
+    m = match_listener(gathered["listeners"], SERVER_ADDR, 8081, "tcp")
     assert "loopback only" in m["reason"] and "127.0.0.1:8081" in m["reason"] and "python3" in m["reason"]
-    m = L.match_listener(gathered["listeners"], SERVER_ADDR, 8444, "tcp")
+    m = match_listener(gathered["listeners"], SERVER_ADDR, 8444, "tcp")
     assert "1 queued, backlog 0" in m["reason"]
 
 
 def test_match_reuseport_group(gathered):
-    m = L.match_listener(gathered["listeners"], SERVER_ADDR, 9000, "tcp")
+    m = match_listener(gathered["listeners"], SERVER_ADDR, 9000, "tcp")
     assert m["accepted"] and m["listener"] in by_port(gathered, 9000)
 
 
 def test_match_unknown_v6only(server):
     listeners = L.read_listeners(server, diag=None)["listeners"]
-    m = L.match_listener(listeners, SERVER_ADDR, 8083, "tcp")
+    m = match_listener(listeners, SERVER_ADDR, 8083, "tcp")
     assert (m["accepted"], m["cause"]) == (None, "unknown")
-    assert L.match_listener(listeners, SERVER_ADDR, 8080, "tcp")["cause"] == "ok"
+    assert match_listener(listeners, SERVER_ADDR, 8080, "tcp")["cause"] == "ok"
 
 
 def _l(family, address, port=80, v6only=None, proto="tcp"):
@@ -605,9 +606,9 @@ def _l(family, address, port=80, v6only=None, proto="tcp"):
 def test_match_prefers_what_the_kernel_prefers():
     v4_any, v6_any = _l("ipv4", "0.0.0.0"), _l("ipv6", "::", v6only=False)
     exact = _l("ipv4", "10.200.200.1")
-    assert L.match_listener([v6_any, v4_any, exact], "10.200.200.1", 80, "tcp")["listener"] is exact
-    assert L.match_listener([v6_any, v4_any], "10.200.200.1", 80, "tcp")["listener"] is v4_any
-    assert L.match_listener([v4_any, v6_any], "::1", 80, "tcp")["listener"] is v6_any
+    assert match_listener([v6_any, v4_any, exact], "10.200.200.1", 80, "tcp")["listener"] is exact
+    assert match_listener([v6_any, v4_any], "10.200.200.1", 80, "tcp")["listener"] is v4_any
+    assert match_listener([v4_any, v6_any], "::1", 80, "tcp")["listener"] is v6_any
 
 
 @pytest.mark.parametrize("address,port,proto,needle", [
@@ -619,5 +620,5 @@ def test_match_prefers_what_the_kernel_prefers():
 ])
 def test_match_bad_input_names_the_value(address, port, proto, needle):
     with pytest.raises(InputError) as exc:
-        L.match_listener([], address, port, proto)
+        match_listener([], address, port, proto)
     assert needle in str(exc.value)
