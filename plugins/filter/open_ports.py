@@ -9,7 +9,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import guard
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_guard, guard
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 
@@ -45,7 +45,7 @@ def open_ports_firewalld_guard(preview, firewalld_facts, management):
     """Fail when the zone settings a firewalld_port preview predicts would cut the management connection."""
     preview = plain(preview)
     try:
-        return guard.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
+        return firewalld_guard.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
                                    (preview.get("settings") or {}).get("after") or {}, plain(management))
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))

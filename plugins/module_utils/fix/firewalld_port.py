@@ -13,7 +13,9 @@ firewalld stores afterwards.
 Live changes go through the firewalld D-Bus API (``firewall.client``).  When the daemon
 is not running, the permanent configuration is edited offline with firewalld's own zone
 reader and writer (``firewall.core.io.zone``) under a configuration root (``/etc/firewalld``
-by default), the way ``firewall-offline-cmd`` does.
+by default), the way ``firewall-offline-cmd`` does.  Reading the zones (settings, bindings,
+names, which zone handles traffic) is the read side in ``rules/firewalld/client.py``; the
+backends here extend its readers with ``apply()``.
 """
 
 from __future__ import annotations
@@ -22,41 +24,18 @@ import ipaddress
 import os
 import shutil
 import tempfile
-import traceback
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    BackendUnavailable, InputError, MissingDependency, NetdiagError, ParseError)
+    BackendUnavailable, InputError, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import (
     PROTOCOLS, parse_port_spec)
-
-PACKAGE = "python3-firewall"
-ETC_ROOT = "/etc/firewalld"
-USR_ROOT = "/usr/lib/firewalld"
-DEFAULT_TARGET = "default"
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import (
+    ETC_ROOT, USR_ROOT, OfflineReader, OnlineReader, parse_range, resolve_zone, sort_ports)
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import connect as connect_reader
 
 
 class FirewalldError(NetdiagError):
     """firewalld refused or failed an operation (message from the daemon)."""
-
-
-def _import_client():
-    """Return ``firewall.client`` or raise MissingDependency naming the package."""
-    try:
-        import dbus  # noqa: F401  pylint: disable=unused-import
-        from firewall import client
-    except ImportError:
-        raise MissingDependency("the firewalld Python bindings (firewall.client, dbus)", package=PACKAGE,
-                                reason=traceback.format_exc().strip().splitlines()[-1])
-    return client
-
-
-def _import_zone_io():
-    try:
-        from firewall.core.io import zone as zone_io
-    except ImportError:
-        raise MissingDependency("the firewalld Python bindings (firewall.core.io.zone)", package=PACKAGE,
-                                reason=traceback.format_exc().strip().splitlines()[-1])
-    return zone_io
 
 
 # --------------------------------------------------------------------------- input
@@ -109,17 +88,6 @@ def normalize_request(ports=None, services=None, protocol="tcp", state="present"
 
 
 # --------------------------------------------------------------------------- pure logic
-
-def _range(text):
-    """``"9000"`` or ``"9000-9010"`` (as firewalld stores them) -> (first, last)."""
-    first, dummy, last = str(text).partition("-")
-    try:
-        lo = int(first)
-        hi = int(last) if last else lo
-    except ValueError:
-        raise ParseError("unexpected port %r in the zone settings" % (text,))
-    return (lo, hi) if lo <= hi else (hi, lo)
-
 
 def _port_text(rng):
     return "%d" % rng[0] if rng[0] == rng[1] else "%d-%d" % rng
@@ -176,11 +144,11 @@ def _covered(rng, ranges):
 def plan_zone(settings, request):
     """Operations that bring one side (runtime or permanent) of a zone to the request.
 
-    ``settings`` is a normalized settings dict (see :func:`normalize_settings`).  Returns
+    ``settings`` is a normalized settings dict (see ``client.normalize_settings``).  Returns
     ``(operations, predicted_settings)``; each operation is a dict ``{action, port,
     protocol}`` or ``{action, service}`` that maps 1:1 to a firewalld API call, in order.
     """
-    ports = [(_range(p.rpartition("/")[0]), p.rpartition("/")[2]) for p in settings["ports"]]
+    ports = [(parse_range(p.rpartition("/")[0]), p.rpartition("/")[2]) for p in settings["ports"]]
     services = list(settings["services"])
     ops = []
     present = request["state"] == "present"
@@ -218,101 +186,10 @@ def plan_zone(settings, request):
     return ops, after
 
 
-def sort_ports(ports):
-    def key(text):
-        rng, dummy, proto = text.rpartition("/")
-        lo, hi = _range(rng)
-        return (lo, hi, proto)
-    return sorted(set(ports), key=key)
-
-
 def describe_operation(op):
     if "service" in op:
         return "%s service %s" % (op["action"].split("_")[0], op["service"])
     return "%s port %s/%s" % (op["action"].split("_")[0], op["port"], op["protocol"])
-
-
-def _plain(value):
-    """dbus types -> plain Python."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    return value
-
-
-def normalize_settings(raw):
-    """firewalld's settings dict (``getSettingsDict()``/``export_config_dict()``) -> our view."""
-    raw = _plain(raw or {})
-    target = raw.get("target") or DEFAULT_TARGET
-    if target in ("{chain}_{zone}", "%%REJECT%%"):
-        target = DEFAULT_TARGET
-    return {
-        "target": target,
-        "services": sorted(raw.get("services") or []),
-        "ports": sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("ports") or []]),
-        "protocols": sorted(raw.get("protocols") or []),
-        "source_ports": sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("source_ports") or []]),
-        "forward_ports": sorted("port=%s:proto=%s:toport=%s:toaddr=%s" % tuple(p)
-                                for p in raw.get("forward_ports") or []),
-        "masquerade": bool(raw.get("masquerade", False)),
-        "forward": bool(raw.get("forward", False)),
-        "icmp_blocks": sorted(raw.get("icmp_blocks") or []),
-        "icmp_block_inversion": bool(raw.get("icmp_block_inversion", False)),
-        "rich_rules": list(raw.get("rules_str") or []),
-        "interfaces": sorted(raw.get("interfaces") or []),
-        "sources": sorted(raw.get("sources") or []),
-    }
-
-
-def resolve_zone(bindings, default_zone, zone=None, interface=None, source=None):
-    """Which zone handles the traffic: ``(zone, how, reason)``.
-
-    ``bindings`` is ``{zone: {"interfaces": [...], "sources": [...]}}``.  firewalld sends a
-    packet to the zone its source address is bound to first, else to the zone of the
-    interface it came in on, else to the default zone.
-    """
-    if zone:
-        return zone, "given", "zone %s was given" % zone
-    if source:
-        addr = ipaddress.ip_network(source, strict=False)
-        best = None
-        for name in sorted(bindings):
-            for src in bindings[name].get("sources") or []:
-                if src.startswith("ipset:"):
-                    continue
-                try:
-                    net = ipaddress.ip_network(src, strict=False)
-                except ValueError:
-                    continue
-                if net.version == addr.version and addr.subnet_of(net):
-                    if best is None or net.prefixlen > best[1].prefixlen:
-                        best = (name, net, src)
-        if best:
-            return best[0], "source", "source %s is bound to zone %s (binding %s)" % (source, best[0], best[2])
-    if interface:
-        for name in sorted(bindings):
-            if interface in (bindings[name].get("interfaces") or []):
-                why = "interface %s is bound to zone %s" % (interface, name)
-                if source:
-                    why = "source %s is bound to no zone; %s" % (source, why)
-                return name, "interface", why
-    if not default_zone:
-        raise BackendUnavailable("firewalld has no default zone set")
-    parts = []
-    if source:
-        parts.append("source %s is bound to no zone" % source)
-    if interface:
-        parts.append("interface %s is bound to no zone" % interface)
-    if not parts:
-        parts.append("no zone, interface or source given")
-    return default_zone, "default", "%s: the default zone %s handles it" % ("; ".join(parts), default_zone)
 
 
 def check_zone(zone, zones, where):
@@ -336,43 +213,8 @@ def check_names(request, zones, services, where, current=None):
 
 # --------------------------------------------------------------------------- backends
 
-class OnlineBackend(object):
-    """A running firewalld, through D-Bus."""
-
-    offline = False
-
-    def __init__(self, fw, client):
-        self.fw = fw
-        self.client = client
-
-    def default_zone(self):
-        return str(self.fw.getDefaultZone())
-
-    def bindings(self, permanent=False):
-        if not permanent:
-            return _plain(self.fw.getActiveZones() or {})
-        out = {}
-        for name in self.zone_names(permanent=True):
-            settings = self.settings(name, permanent=True)
-            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
-        return out
-
-    def zone_names(self, permanent):
-        if permanent:
-            return [str(z) for z in self.fw.config().getZoneNames()]
-        return [str(z) for z in self.fw.getZones()]
-
-    def service_names(self, permanent):
-        if permanent:
-            return [str(s) for s in self.fw.config().getServiceNames()]
-        return [str(s) for s in self.fw.listServices()]
-
-    def settings(self, zone, permanent):
-        if permanent:
-            raw = self.fw.config().getZoneByName(zone).getSettings().getSettingsDict()
-        else:
-            raw = self.fw.getZoneSettings(zone).getSettingsDict()
-        return normalize_settings(raw)
+class OnlineBackend(OnlineReader):
+    """A running firewalld, through D-Bus: the reader, and the changes."""
 
     def apply(self, zone, ops, permanent, timeout=0):
         target = self.fw.config().getZoneByName(zone) if permanent else None
@@ -403,75 +245,13 @@ class OnlineBackend(object):
                 raise error
 
 
-class OfflineBackend(object):
-    """The permanent configuration on disk, firewalld not running."""
-
-    offline = True
-
-    def __init__(self, config_root=ETC_ROOT, system_root=USR_ROOT):
-        self.config_root = config_root
-        self.system_root = system_root
-        self.zone_io = _import_zone_io()
-
-    def _names(self, kind):
-        names = set()
-        for root in (self.system_root, self.config_root):
-            path = os.path.join(root, kind)
-            if os.path.isdir(path):
-                names.update(f[:-4] for f in os.listdir(path) if f.endswith(".xml"))
-        return sorted(names)
-
-    def default_zone(self):
-        conf = os.path.join(self.config_root, "firewalld.conf")
-        zone = None
-        if os.path.exists(conf):
-            with open(conf) as fh:
-                for line in fh:
-                    key, sep, value = line.strip().partition("=")
-                    if sep and key.strip() == "DefaultZone":
-                        zone = value.strip().strip('"')
-        return zone or "public"
-
-    def zone_names(self, permanent=True):
-        return self._names("zones")
-
-    def service_names(self, permanent=True):
-        return self._names("services")
-
-    def zone_path(self, zone):
-        for root in (self.config_root, self.system_root):
-            path = os.path.join(root, "zones", zone + ".xml")
-            if os.path.exists(path):
-                return path
-        raise InputError("unknown zone %r (no %s.xml under %s/zones or %s/zones)"
-                         % (zone, zone, self.config_root, self.system_root))
-
-    def _read(self, zone):
-        path = self.zone_path(zone)
-        try:
-            return self.zone_io.zone_reader(os.path.basename(path), os.path.dirname(path))
-        except Exception as exc:
-            raise ParseError("cannot read zone %s: %s" % (zone, exc), source=path)
-
-    def settings(self, zone, permanent=True):
-        obj = self._read(zone)
-        raw = obj.export_config_dict()
-        raw["interfaces"] = list(obj.interfaces)
-        raw["sources"] = list(obj.sources)
-        raw["rules_str"] = list(obj.rules_str)
-        return normalize_settings(raw)
-
-    def bindings(self, permanent=True):
-        out = {}
-        for name in self.zone_names():
-            settings = self.settings(name)
-            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
-        return out
+class OfflineBackend(OfflineReader):
+    """The permanent configuration on disk, firewalld not running: the reader, and the changes."""
 
     def apply(self, zone, ops, permanent=True, timeout=0):
         """Write ``<config_root>/zones/<zone>.xml`` atomically, keeping a ``.old`` backup."""
-        obj = self._read(zone)
-        ports = [(_range(p), proto) for p, proto in obj.ports]
+        obj = self.read_zone(zone)
+        ports = [(parse_range(p), proto) for p, proto in obj.ports]
         services = list(obj.services)
         for op in ops:
             if op["action"] == "add_service":
@@ -482,10 +262,10 @@ class OfflineBackend(object):
                 proto = op["protocol"]
                 same = [r for r, pr in ports if pr == proto]
                 if op["action"] == "add_port":
-                    new, removed = _coalesce(_range(op["port"]), same)
+                    new, removed = _coalesce(parse_range(op["port"]), same)
                     added = [new]
                 else:
-                    added, removed = _break(_range(op["port"]), same)
+                    added, removed = _break(parse_range(op["port"]), same)
                 ports = [(r, pr) for r, pr in ports if not (pr == proto and r in removed)]
                 ports += [(r, proto) for r in added]
         obj.ports = [(_port_text(r), proto) for r, proto in ports]
@@ -515,15 +295,7 @@ def connect(config_root=ETC_ROOT, system_root=USR_ROOT, bus=None):
 
     Returns ``(backend, reason)``; ``reason`` says why the offline backend was chosen.
     """
-    client = _import_client()
-    try:
-        fw = client.FirewallClient(bus=bus) if bus is not None else client.FirewallClient()
-        if fw.connected:
-            return OnlineBackend(fw, client), None
-        reason = "firewalld is not running (nothing owns org.fedoraproject.FirewallD1 on the system bus)"
-    except Exception as exc:  # FirewallError(DBUS_ERROR) when there is no system bus
-        reason = "firewalld is not reachable on D-Bus (%s)" % (str(exc).strip() or type(exc).__name__)
-    return OfflineBackend(config_root, system_root), reason
+    return connect_reader(config_root, system_root, bus=bus, online=OnlineBackend, offline=OfflineBackend)
 
 
 # --------------------------------------------------------------------------- the run

@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """firewalld's configuration as facts, and the zone-level answer for a packet.
 
-Reading reuses the firewalld library of this collection (``module_utils.firewalld``):
+Reading uses the read side of this collection's firewalld library (``client.py``):
 ``connect()`` gives the running daemon over D-Bus (``firewall.client``), or the permanent
 XML under /etc/firewalld + /usr/lib/firewalld read with firewalld's own zone reader when the
-daemon is not running, or with the standard library (``rules.firewalld_xml``) when the
+daemon is not running, or with the standard library (``xml.py``) when the
 bindings are not installed.  Facts::
 
     {"running": bool (None: not known), "read_with": "dbus" | "offline (firewall.core.io)" |
@@ -17,7 +17,7 @@ bindings are not installed.  Facts::
      "services": {NAME: {"ports": ["22/tcp"], "protocols", "source_ports", "destination", "includes"}},
      "differences": [{"zone", "key", "runtime_only": [...], "permanent_only": [...]}, ...]}
 
-    ZONE = firewalld.normalize_settings() keys, target one of default|ACCEPT|REJECT|DROP,
+    ZONE = client.normalize_settings() keys, target one of default|ACCEPT|REJECT|DROP,
            plus "service_ports": {service: ["22/tcp", ...]}
 
 :func:`zone_answer` tells which zone handles a packet (source binding, then interface,
@@ -30,8 +30,8 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_port as fwd
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import client as fwc
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import xml as firewalld_xml
 
 _TARGETS = {"%%REJECT%%": "REJECT", "REJECT": "REJECT", "ACCEPT": "ACCEPT", "DROP": "DROP",
@@ -53,13 +53,13 @@ class _Reader(object):
     def zone(self, name, permanent):
         if getattr(self.backend, "xml", False):
             raw = self.backend.zone_raw(name)
-            settings = fwd.normalize_settings(raw)
+            settings = fwc.normalize_settings(raw)
             settings["target"] = _target(raw.get("target"))
             return settings
         settings = self.backend.settings(name, permanent)
         # normalize_settings() folds %%REJECT%% into "default"; the zone-level answer needs it
         if self.backend.offline:
-            raw = self.backend._read(name).target  # pylint: disable=protected-access
+            raw = self.backend.read_zone(name).target
         elif permanent:
             raw = self.backend.fw.config().getZoneByName(name).getSettings().getSettingsDict().get("target")
         else:
@@ -93,11 +93,11 @@ class _Reader(object):
                     raw = self.backend.fw.getServiceSettings(name).getSettingsDict()
             except Exception:  # INVALID_SERVICE: a zone names a service that is not defined
                 return None
-        raw = fwd._plain(raw)  # pylint: disable=protected-access
+        raw = fwc.plain(raw)
         return {
-            "ports": fwd.sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("ports") or []]),
+            "ports": fwc.sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("ports") or []]),
             "protocols": sorted(raw.get("protocols") or []),
-            "source_ports": fwd.sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("source_ports") or []]),
+            "source_ports": fwc.sort_ports(["%s/%s" % (p[0], p[1]) for p in raw.get("source_ports") or []]),
             "destination": dict(raw.get("destination") or {}),
             "includes": sorted(raw.get("includes") or []),
         }
@@ -172,7 +172,7 @@ def _conf_value(config_root, key):
     return None
 
 
-def read_firewalld(config_root=fwd.ETC_ROOT, system_root=fwd.USR_ROOT, connect=None):
+def read_firewalld(config_root=fwc.ETC_ROOT, system_root=fwc.USR_ROOT, connect=None):
     """Read firewalld: runtime and permanent over D-Bus, or the permanent files offline.
 
     Returns None when firewalld is not installed (neither configuration directory exists).
@@ -181,7 +181,7 @@ def read_firewalld(config_root=fwd.ETC_ROOT, system_root=fwd.USR_ROOT, connect=N
     if not os.path.isdir(config_root) and not os.path.isdir(system_root):
         return None
     try:
-        backend, reason = (connect or fwd.connect)(config_root, system_root)
+        backend, reason = (connect or fwc.connect)(config_root, system_root)
     except MissingDependency as exc:
         # fall back to the files, with the standard library: the permanent configuration only
         backend = firewalld_xml.XmlBackend(config_root, system_root)
@@ -201,7 +201,7 @@ def read_firewalld(config_root=fwd.ETC_ROOT, system_root=fwd.USR_ROOT, connect=N
     else:
         fw = backend.fw
         facts["version"] = str(fw.get_property("version"))
-        conf = fwd._plain(fw.config().get_properties())  # pylint: disable=protected-access
+        conf = fwc.plain(fw.config().get_properties())
         facts["backend"] = conf.get("FirewallBackend")
         facts["runtime"] = {"default_zone": backend.default_zone(), "zones": _config(reader, False, services, missing)}
         facts["permanent"] = {"default_zone": conf.get("DefaultZone"), "zones": _config(reader, True, services, missing)}
@@ -250,7 +250,7 @@ def zone_answer(facts, packet, ruleset_result=None):
     config = facts[side]
     zones = config["zones"]
     bindings = {name: {"interfaces": z["interfaces"], "sources": z["sources"]} for name, z in zones.items()}
-    zone, how, why = fwd.resolve_zone(bindings, config["default_zone"], interface=packet.get("iif"),
+    zone, how, why = fwc.resolve_zone(bindings, config["default_zone"], interface=packet.get("iif"),
                                       source=packet.get("src"))
     settings = zones.get(zone) or {}
     target = settings.get("target", "default")

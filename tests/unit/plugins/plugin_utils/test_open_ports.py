@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as op
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import guard
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_guard, guard, ufw_guard
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix import raw_rule
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix import ufw_port
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
@@ -120,17 +120,17 @@ def test_firewalld_guard_refuses_removing_ssh_from_the_zone_that_handles_it():
     facts, zone = _fw_facts()
     after = dict(zone, services=["dhcpv6-client"])
     with pytest.raises(guard.WouldCutManagement) as err:
-        guard.firewalld_guard(facts, "public", {"runtime": after}, MGMT)
+        firewalld_guard.firewalld_guard(facts, "public", {"runtime": after}, MGMT)
     assert "zone public" in str(err.value) and "10.200.255.1" in str(err.value)
 
 
 def test_firewalld_guard_allows_opening_and_changes_in_other_zones():
     facts, zone = _fw_facts()
-    assert guard.firewalld_guard(facts, "public", {"runtime": dict(zone, ports=["8000/tcp", "80/tcp"])}, MGMT)
-    guard.firewalld_guard(facts, "block", {"runtime": dict(zone, services=[])}, MGMT)
+    assert firewalld_guard.firewalld_guard(facts, "public", {"runtime": dict(zone, ports=["8000/tcp", "80/tcp"])}, MGMT)
+    firewalld_guard.firewalld_guard(facts, "block", {"runtime": dict(zone, services=[])}, MGMT)
     # ssh by port instead of service: removing the service is fine
     facts2, zone2 = _fw_facts(ports=("22/tcp",))
-    guard.firewalld_guard(facts2, "public", {"permanent": dict(zone2, services=[])}, MGMT)
+    firewalld_guard.firewalld_guard(facts2, "public", {"permanent": dict(zone2, services=[])}, MGMT)
 
 
 # --------------------------------------------------------------------------- ufw
@@ -163,10 +163,10 @@ def test_ufw_guard_refuses_removing_the_ssh_allow():
     commands, predicted, todo = ufw_port.plan(facts, ufw_port.normalize_request(["22/tcp"], state="absent"))
     assert commands[0][:4] == ["ufw", "--force", "delete", "allow"]
     with pytest.raises(guard.WouldCutManagement) as err:
-        guard.ufw_guard(facts, dict(facts, rules=predicted), MGMT)
+        ufw_guard.ufw_guard(facts, dict(facts, rules=predicted), MGMT)
     assert "ufw" in str(err.value) and "22/tcp" in str(err.value)
     # removing a rule that does not carry ssh is fine
-    guard.ufw_guard(facts, dict(facts, rules=[r for r in facts["rules"] if r["v6"]] + facts["rules"][:1]), MGMT)
+    ufw_guard.ufw_guard(facts, dict(facts, rules=[r for r in facts["rules"] if r["v6"]] + facts["rules"][:1]), MGMT)
 
 
 def test_ufw_bad_request():

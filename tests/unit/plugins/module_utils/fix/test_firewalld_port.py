@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of the firewalld_port library: input, plan, diff, zone choice, offline edit."""
+"""Pure logic of the firewalld_port library: input, plan, diff, offline edit."""
 
 import hashlib
 import os
@@ -14,7 +14,8 @@ import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_port as fd
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    BackendUnavailable, InputError, MissingDependency)
+    BackendUnavailable, InputError)
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import client as fc
 
 from ...helpers import fixture
 
@@ -23,7 +24,7 @@ LAB_PUBLIC = {"services": ["dhcpv6-client", "ssh"], "ports": ["8000/tcp"]}
 
 
 def settings(**kw):
-    base = fd.normalize_settings({"services": ["ssh", "dhcpv6-client"], "ports": [("8000", "tcp")],
+    base = fc.normalize_settings({"services": ["ssh", "dhcpv6-client"], "ports": [("8000", "tcp")],
                                   "forward": True})
     base.update(kw)
     return base
@@ -105,7 +106,7 @@ def test_request_normalized():
      ["9005-9006/tcp", "9020/tcp"]),
 ])
 def test_plan_ports(ports, spec, state, ops, after):
-    current = settings(ports=fd.sort_ports(ports))
+    current = settings(ports=fc.sort_ports(ports))
     got_ops, predicted = fd.plan_zone(current, req(ports=[spec], state=state))
     assert [(o["action"], o["port"], o["protocol"]) for o in got_ops] == ops
     assert predicted["ports"] == after
@@ -156,28 +157,6 @@ def test_render_settings_one_line_per_item():
     assert "runtime zone public: service ssh" in lines
     assert "permanent zone public: forward yes" in lines
     assert not any(line.startswith("permanent") and "port 8000" in line for line in lines)
-
-
-# --------------------------------------------------------------------------- zone
-
-BINDINGS = {"internal": {"interfaces": ["eth1"], "sources": ["10.200.0.0/16"]},
-            "trusted": {"interfaces": [], "sources": ["10.200.1.0/24"]},
-            "dmz": {"interfaces": ["eth0"], "sources": []}}
-
-
-@pytest.mark.parametrize("kwargs, zone, how, words", [
-    (dict(zone="work"), "work", "given", "given"),
-    (dict(source="10.200.1.10"), "trusted", "source", "10.200.1.0/24"),
-    (dict(source="10.200.9.9", interface="eth0"), "internal", "source", "10.200.0.0/16"),
-    (dict(source="192.168.1.1", interface="eth0"), "dmz", "interface", "192.168.1.1 is bound to no zone"),
-    (dict(interface="eth0"), "dmz", "interface", "eth0 is bound to zone dmz"),
-    (dict(interface="eth7"), "public", "default", "eth7 is bound to no zone"),
-    (dict(), "public", "default", "default zone public"),
-])
-def test_resolve_zone(kwargs, zone, how, words):
-    got = fd.resolve_zone(BINDINGS, "public", **kwargs)
-    assert got[:2] == (zone, how)
-    assert words in got[2]
 
 
 # --------------------------------------------------------------------------- offline
@@ -334,11 +313,3 @@ def test_connect_without_daemon_goes_offline(roots, tmp_path):
     assert out.startswith("True %s " % etc)
     assert "firewalld is not" in out
 
-
-def test_missing_bindings_name_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "firewall", None)
-    monkeypatch.setitem(sys.modules, "firewall.client", None)
-    with pytest.raises(MissingDependency) as err:
-        fd._import_client()
-    assert "python3-firewall" in str(err.value)
-    assert err.value.package == "python3-firewall"

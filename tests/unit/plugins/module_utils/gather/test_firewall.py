@@ -11,8 +11,8 @@ import shutil
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather import firewall as fi
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_port as fwd
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import client as fwc
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import zones as firewalld_zones
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import iptables
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import nftables
@@ -142,7 +142,7 @@ def test_packet_path_defaults_from_local_addresses():
 
 def test_firewalld_offline_zone_answer():
     def connect(config_root, system_root):
-        return fwd.OfflineBackend(config_root, system_root), "firewalld is not running (test)"
+        return fwc.OfflineReader(config_root, system_root), "firewalld is not running (test)"
     facts = firewalld_zones.read_firewalld(os.path.join(FWD, "fwd-nft", "etc", "firewalld"),
                                            os.path.join(FWD, "usr", "lib", "firewalld"), connect=connect)
     assert facts["running"] is False and facts["runtime"] is None and facts["default_zone"] == "public"
@@ -307,7 +307,7 @@ def test_garbled_firewalld_zone_file_loses_only_the_firewalld_answer(tmp_path):
     zone.write_text(zone.read_text()[:100])  # cut short: not XML any more
 
     def connect(config_root, system_root):
-        return fwd.OfflineBackend(config_root, system_root), "firewalld is not running (test)"
+        return fwc.OfflineReader(config_root, system_root), "firewalld is not running (test)"
     facts = fi.gather(readers={
         "nftables": _nft_reader(_nft_capture()),
         "iptables": lambda: iptables.read_iptables(run=_fake_run),

@@ -19,6 +19,9 @@ import socket
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather import listeners as L
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather import processes
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather import procfs
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather import sock_diag
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
 
@@ -123,7 +126,7 @@ def test_queue_backlog_and_v6only_as_ss(server, gathered):
 def test_client_namespace_has_no_listeners(tmp_path):
     tree = fake_root(tmp_path, "client")
     with open(os.path.join(tree, "proc", "net", "tcp")) as f:
-        established = [s for s in L.parse_proc_net(f.read(), "tcp", 4) if s["state"] == 0x01]
+        established = [s for s in procfs.parse_proc_net(f.read(), "tcp", 4) if s["state"] == 0x01]
     assert len(established) == 3  # the table is not empty: three connected clients
     assert open(os.path.join(tree, "ss-tulpn.txt")).read().strip() == ""
     assert L.gather(tree, diag=diag_replay(tree))["listeners"] == []
@@ -197,9 +200,9 @@ def test_process_details_and_users(gathered):
 
 def test_connected_udp_and_accepted_tcp_are_not_listeners(server, gathered):
     with open(os.path.join(server, "proc", "net", "udp")) as f:
-        connected = [s for s in L.parse_proc_net(f.read(), "udp", 4) if s["state"] == 0x01]
+        connected = [s for s in procfs.parse_proc_net(f.read(), "udp", 4) if s["state"] == 0x01]
     with open(os.path.join(server, "proc", "net", "tcp")) as f:
-        established = [s for s in L.parse_proc_net(f.read(), "tcp", 4) if s["state"] == 0x01]
+        established = [s for s in procfs.parse_proc_net(f.read(), "tcp", 4) if s["state"] == 0x01]
     assert len(connected) == 1 and len(established) == 3
     inodes = set(l["inode"] for l in gathered["listeners"])
     assert connected[0]["inode"] not in inodes
@@ -207,12 +210,12 @@ def test_connected_udp_and_accepted_tcp_are_not_listeners(server, gathered):
 
 def test_each_fd_dir_is_read_once(server, monkeypatch):
     calls = []
-    real = L._listdir
+    real = processes.list_dir
 
     def counting(path):
         calls.append(path)
         return real(path)
-    monkeypatch.setattr(L, "_listdir", counting)
+    monkeypatch.setattr(processes, "list_dir", counting)
     L.read_listeners(server, diag=None)
     fd_reads = [c for c in calls if c.endswith("/fd")]
     assert len(fd_reads) == 9  # the 9 captured processes
@@ -260,7 +263,7 @@ def test_without_process_scan(server, monkeypatch):
 
 def test_unprivileged_view_still_lists_sockets(server, monkeypatch):
     """As user nobody: root's fd tables give EACCES (simulated), nobody's own are readable."""
-    real = L._listdir
+    real = processes.list_dir
     nobody_pid = next(l for l in L.read_listeners(server, diag=None)["listeners"] if l["port"] == 7000)["pids"][0]
 
     def as_nobody(path):
@@ -268,7 +271,7 @@ def test_unprivileged_view_still_lists_sockets(server, monkeypatch):
         if parts[-1] == "fd" and parts[-2] != str(nobody_pid):
             raise PermissionError(13, "Permission denied", path)
         return real(path)
-    monkeypatch.setattr(L, "_listdir", as_nobody)
+    monkeypatch.setattr(processes, "list_dir", as_nobody)
     result = L.read_listeners(server, diag=None)
     assert len(result["listeners"]) == 20
     assert len(result["process_scan"]["unreadable_pids"]) == 8
@@ -329,13 +332,13 @@ def test_kernel_socket_has_no_owner(server):
 def test_kernel_socket_seen_unprivileged_is_owner_unknown(server, monkeypatch):
     """The same socket with root's fd tables unreadable: no holder seen, but one may be hidden."""
     proc_dir, inode = _holder_dir(server, 8080)  # the main process, root's
-    real = L._listdir
+    real = processes.list_dir
 
     def as_nobody(path):
         if path == os.path.join(proc_dir, "fd"):
             raise PermissionError(13, "Permission denied", path)
         return real(path)
-    monkeypatch.setattr(L, "_listdir", as_nobody)
+    monkeypatch.setattr(processes, "list_dir", as_nobody)
     result = L.read_listeners(server, diag=None)
     (l,) = by_port(result, 8080)
     assert (l["pids"], l["owner"], l["processes_complete"]) == ([], "unknown", False)
@@ -388,12 +391,12 @@ def test_hidepid_hides_other_users_processes(server):
 def test_proc_hides_processes(tmp_path, mount_opts, groups, cap_eff, hidden):
     tree = str(tmp_path)
     _self(tree, mount_opts, groups, cap_eff)
-    assert L.proc_hides_processes(os.path.join(tree, "proc")) == hidden
+    assert processes.proc_hides_processes(os.path.join(tree, "proc")) == hidden
 
 
 def test_proc_hides_processes_without_self_files(server):
     """A replayed tree without proc/self (the captured ones) is taken as not hiding anything."""
-    assert L.proc_hides_processes(os.path.join(server, "proc")) is None
+    assert processes.proc_hides_processes(os.path.join(server, "proc")) is None
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
@@ -448,7 +451,7 @@ def test_sysctls(server, gathered):
 
 def test_missing_ipv6_sysctls_are_left_out(server):
     shutil.rmtree(os.path.join(server, "proc", "sys", "net", "ipv6"))
-    s = L.read_sysctls(server)
+    s = procfs.read_sysctls(server)
     assert not any(k.startswith("net.ipv6") for k in s)
     assert "net.core.somaxconn" in s
 
@@ -500,7 +503,7 @@ def test_garbled_netstat_is_a_clear_error(server):
     path = os.path.join(server, "proc", "net", "netstat")
     _edit(path, lambda t: t.replace(" ListenOverflows", "", 1))
     with pytest.raises(ParseError) as exc:
-        L.read_counters(server)
+        procfs.read_counters(server)
     assert "section TcpExt has" in str(exc.value) and path in str(exc.value)
 
 
@@ -536,8 +539,8 @@ def test_live_sock_diag_parses():
     sock.listen(9)
     try:
         info = {}
-        for key, data in L.sock_diag_dump_raw().items():
-            info.update(L.parse_sock_diag(data, str(key)))
+        for key, data in sock_diag.sock_diag_dump_raw().items():
+            info.update(sock_diag.parse_sock_diag(data, str(key)))
         inode = os.fstat(sock.fileno()).st_ino
         assert info[inode] == {"depth": 0, "backlog": 9, "v6only": True}
     finally:
@@ -600,7 +603,7 @@ def test_match_unknown_v6only(server):
 
 def _l(family, address, port=80, v6only=None, proto="tcp"):
     return {"protocol": proto, "family": family, "address": address, "port": port,
-            "scope": L.address_scope(address), "bindv6only": v6only, "accept_queue": 0, "accept_backlog": 5}
+            "scope": procfs.address_scope(address), "bindv6only": v6only, "accept_queue": 0, "accept_backlog": 5}
 
 
 def test_match_prefers_what_the_kernel_prefers():

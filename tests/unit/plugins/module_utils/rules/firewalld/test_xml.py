@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_port as fwd
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import client as fwc
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import xml as fx
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import zones as fz
 
@@ -35,7 +35,7 @@ def _zone_files():
 def test_every_zone_reads_as_firewalld_reads_it(folder, fname):
     theirs = zone_io.zone_reader(fname, folder).export_config_dict()
     ours = fx.zone_settings(os.path.join(folder, fname))
-    assert fwd.normalize_settings(ours) == fwd.normalize_settings(theirs)
+    assert fwc.normalize_settings(ours) == fwc.normalize_settings(theirs)
     assert ours["rules_str"] == list(theirs.get("rules_str") or [])   # rich rules, word for word
     assert fz._target(ours["target"]) == fz._target(theirs.get("target", "default"))  # pylint: disable=protected-access
 
@@ -59,7 +59,7 @@ def _no_bindings(config_root, system_root):
 
 def test_without_bindings_the_facts_come_from_the_xml_and_say_so():
     got = fz.read_firewalld(ETC, USR, connect=_no_bindings)
-    ref = fz.read_firewalld(ETC, USR, connect=lambda c, s: (fwd.OfflineBackend(c, s), "firewalld is not running"))
+    ref = fz.read_firewalld(ETC, USR, connect=lambda c, s: (fwc.OfflineReader(c, s), "firewalld is not running"))
     assert got["read_with"].startswith("xml") and got["running"] is None and got["runtime"] is None
     assert "python3-firewall" in got["reason"] and "runtime configuration is not known" in got["reason"]
     assert got["warnings"][0] == got["reason"]
