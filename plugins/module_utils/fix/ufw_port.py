@@ -20,7 +20,7 @@ import subprocess
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     MissingDependency, NetdiagError)
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix.guard import ufw_guard
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix.ufw_guard import ufw_guard
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import change_request, format_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import ufw as ufw_rules
 
