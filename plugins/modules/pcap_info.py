@@ -409,7 +409,7 @@ notes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.module_utils.capture.pcap import DEFAULT_MAX_PACKETS, analyze
+from ansible_collections.netdiag.reachability.plugins.module_utils.capture.flows import DEFAULT_MAX_PACKETS, analyze
 
 
 def main():

@@ -4,6 +4,9 @@
 """Packets on the wire for the probe: build TCP SYNs and ICMP echoes, parse what comes
 back (IPv4 TCP segments, ICMP replies and errors with their quoted header), and parse
 Linux ``sock_extended_err`` records read from a socket's error queue (``IP_RECVERR``).
+Also what both engines send and record alike: the payload of a UDP probe
+(:func:`udp_payload`) and the reply standing for a send that failed on this host
+(:func:`local_reply`).
 
 Pure functions over ``bytes``; no sockets here, so every parser is tested by replaying
 real captured packets.
@@ -11,6 +14,7 @@ real captured packets.
 
 from __future__ import annotations
 
+import errno as errno_mod
 import socket
 import struct
 
@@ -186,3 +190,32 @@ def parse_errqueue_ancillary(ancdata):
         elif (level, ctype) in ((SOL_IP, IP_TTL), (SOL_IPV6, IPV6_HOPLIMIT)) and len(data) >= 4:
             ttl = struct.unpack("=i", data[:4])[0]
     return ee, ttl
+
+
+_LOCAL_ERRORS = {
+    errno_mod.ENETUNREACH: "no-route",
+    errno_mod.EHOSTUNREACH: "no-route",
+    errno_mod.EACCES: "local-prohibited",
+    errno_mod.EPERM: "local-prohibited",
+}
+
+
+def local_reply(exc):
+    """A send/connect that failed locally (no route, local firewall): an ICMP-like
+    reply from this host, so it classifies as unreachable/filtered with evidence."""
+    if exc.errno in (errno_mod.ENETUNREACH, errno_mod.EHOSTUNREACH):
+        return {"kind": "icmp", "icmp_type": 3, "icmp_code": 0 if exc.errno == errno_mod.ENETUNREACH else 1,
+                "sender": "local", "ttl": None, "local_errno": errno_mod.errorcode.get(exc.errno)}
+    if exc.errno in (errno_mod.EACCES, errno_mod.EPERM):
+        return {"kind": "icmp", "icmp_type": 3, "icmp_code": 13, "sender": "local", "ttl": None,
+                "local_errno": errno_mod.errorcode.get(exc.errno)}
+    return None
+
+
+def udp_payload(port):
+    """What a UDP probe carries: a DNS query on 53 (a server answers only that), else a
+    short line (an echo service answers anything non-empty)."""
+    if port == 53:
+        # id 0x6e64, RD, one question: ". IN NS"
+        return b"\x6e\x64\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01"
+    return b"netdiag-probe\r\n"

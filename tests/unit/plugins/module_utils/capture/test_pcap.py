@@ -13,7 +13,8 @@ import struct
 
 import pytest
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.capture import pcap
+from ansible_collections.netdiag.reachability.plugins.module_utils.capture import containers
+from ansible_collections.netdiag.reachability.plugins.module_utils.capture import flows as capture_flows
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
 
 from ...helpers import fixture
@@ -47,7 +48,7 @@ def by_sport(result):
 
 @pytest.fixture(scope="module", params=LAB)
 def lab_capture(request):
-    return request.param, pcap.analyze(fixture(request.param))
+    return request.param, capture_flows.analyze(fixture(request.param))
 
 
 def test_every_probe_gets_the_verdict_the_probe_saw(lab_capture):
@@ -124,7 +125,7 @@ def test_open_flow_replies_and_timing(lab_capture):
 
 def test_three_recorders_agree():
     """tcpdump eth0 (pcap, usec), dumpcap eth0 (pcapng, nsec), tcpdump any (SLL2, nsec): same packets."""
-    results = [pcap.analyze(fixture(n)) for n in LAB]
+    results = [capture_flows.analyze(fixture(n)) for n in LAB]
     assert [r["format"] for r in results] == ["pcap", "pcapng", "pcap"]
     assert [r["link_types"] for r in results] == [["EN10MB"], ["EN10MB"], ["LINUX_SLL2"]]
 
@@ -151,8 +152,8 @@ def test_reader_matches_scapy(name):
             stamp = meta.sec + meta.usec * (1e-9 if reader.nano else 1e-6)
         theirs.append((round(stamp, 6), bytes(data)))
     reader.close()
-    stream, fmt = pcap.open_capture(fixture(name))
-    records = pcap.pcapng_records(stream) if fmt == "pcapng" else pcap.pcap_records(stream)
+    stream, fmt = containers.open_capture(fixture(name))
+    records = containers.pcapng_records(stream) if fmt == "pcapng" else containers.pcap_records(stream)
     ours = [(round(stamp, 6), data) for stamp, dummy, data, dummy2 in records]
     stream.fh.close()
     assert len(ours) == len(theirs) > 10
@@ -161,7 +162,7 @@ def test_reader_matches_scapy(name):
 
 
 def test_ipv6_icmpv6_unreachables():
-    res = pcap.analyze(fixture("v6-lo.pcap"))
+    res = capture_flows.analyze(fixture("v6-lo.pcap"))
     got = dict((f["dport"], (f["protocol"], f["state"], f["reason"], f["icmp"] and (f["icmp"]["type"], f["icmp"]["code"])))
                for f in res["flows"])
     assert got == {
@@ -180,18 +181,18 @@ def test_ipv6_icmpv6_unreachables():
 
 
 def test_filters_host_and_port():
-    res = pcap.analyze(fixture("client-eth0.pcap"), host="10.200.2.10")
+    res = capture_flows.analyze(fixture("client-eth0.pcap"), host="10.200.2.10")
     assert sorted((f["protocol"], f["dport"]) for f in res["flows"]) == [
         ("icmp", None), ("tcp", 80), ("tcp", 8081), ("tcp", 8082), ("udp", 5353)]
     assert [e["sender"] for e in res["icmp_errors"]] == [ROUTER]      # about healthy:8082
     assert res["resets"] == [] and res["summary"]["flows"] == 5 and res["packets"] == 36
-    res = pcap.analyze(fixture("client-eth0.pcap"), port=80)
+    res = capture_flows.analyze(fixture("client-eth0.pcap"), port=80)
     assert sorted(f["dst"] for f in res["flows"]) == ["10.200.2.10", "10.200.2.11", "10.200.2.12", "10.200.2.15",
                                                       "10.200.2.18"]
     assert sorted(e["sender"] for e in res["icmp_errors"]) == ["10.200.2.11", "10.200.2.12", "10.200.2.15"]
-    res = pcap.analyze(fixture("client-eth0.pcap"), host=ROUTER)      # errors the router sent
+    res = capture_flows.analyze(fixture("client-eth0.pcap"), host=ROUTER)      # errors the router sent
     assert res["flows"] == [] and [e["flow"]["dport"] for e in res["icmp_errors"]] == [8082]
-    res = pcap.analyze(fixture("client-eth0.pcap"), host="10.200.2.13", port=8080)
+    res = capture_flows.analyze(fixture("client-eth0.pcap"), host="10.200.2.13", port=8080)
     assert [r["sender"] for r in res["resets"]] == ["10.200.2.13"]
 
 
@@ -205,17 +206,17 @@ def test_filters_host_and_port():
 ])
 def test_bad_options_are_named(kwargs, needle):
     with pytest.raises(InputError) as info:
-        pcap.analyze(fixture("client-eth0.pcap"), **kwargs)
+        capture_flows.analyze(fixture("client-eth0.pcap"), **kwargs)
     assert needle in str(info.value)
 
 
 def test_max_packets():
-    res = pcap.analyze(fixture("client-eth0.pcapng"), max_packets=14)
+    res = capture_flows.analyze(fixture("client-eth0.pcapng"), max_packets=14)
     assert res["packets"] == 14 and res["max_packets_reached"] is True
     assert "max_packets=14" in res["notes"][0]
     assert [f["sport"] for f in res["flows"]] == [47010, 47011]    # packet 14 is the RST of 47011
     assert by_sport(res)[47011]["state"] == "closed"
-    res = pcap.analyze(fixture("client-eth0.pcapng"), max_packets=36)
+    res = capture_flows.analyze(fixture("client-eth0.pcapng"), max_packets=36)
     assert res["packets"] == 36 and res["max_packets_reached"] is False and res["notes"] == []
 
 
@@ -237,7 +238,7 @@ def test_every_truncation_is_a_clear_error(tmp_path, name):
     for cut in list(range(1, 300)) + list(range(300, size, 3)):
         path, dummy = _cut(tmp_path, name, cut)
         try:
-            res = pcap.analyze(path)
+            res = capture_flows.analyze(path)
         except ParseError as exc:
             msg = str(exc)
             assert path in msg and ("truncated" in msg or "too short" in msg), msg
@@ -249,18 +250,18 @@ def test_every_truncation_is_a_clear_error(tmp_path, name):
 
 def test_truncated_names_packet_and_offset(tmp_path):
     path, dummy = _cut(tmp_path, "client-eth0.pcap", 24 + 16 + 74 + 10)   # inside packet 2's record header
-    with pytest.raises(pcap.TruncatedCapture) as info:
-        pcap.analyze(path)
+    with pytest.raises(containers.TruncatedCapture) as info:
+        capture_flows.analyze(path)
     assert "record header of packet #2 at byte offset 114 has 10 of 16 bytes" in str(info.value)
     path, dummy = _cut(tmp_path, "client-eth0.pcap", 24 + 16 + 30)        # inside packet 1's data
-    with pytest.raises(pcap.TruncatedCapture) as info:
-        pcap.analyze(path)
+    with pytest.raises(containers.TruncatedCapture) as info:
+        capture_flows.analyze(path)
     assert "packet #1 (record at byte offset 24) at byte offset 40 needs 74 bytes, the file has 30" in str(info.value)
 
 
 def test_allow_truncated_explains_what_came_before(tmp_path):
     path, size = _cut(tmp_path, "client-eth0.pcapng", 4000)
-    res = pcap.analyze(path, allow_truncated=True)
+    res = capture_flows.analyze(path, allow_truncated=True)
     assert res["truncated"] is True and 0 < res["packets"] < 36
     assert "truncated" in res["notes"][0] and "explained the %d packets" % res["packets"] in res["notes"][0]
     assert by_sport(res)[47014]["reason"] == "host-prohibited"
@@ -268,18 +269,18 @@ def test_allow_truncated_explains_what_came_before(tmp_path):
 
 def test_not_a_capture(tmp_path):
     with pytest.raises(ParseError) as info:
-        pcap.analyze(fixture("README.md"))
+        capture_flows.analyze(fixture("README.md"))
     assert "not a pcap or pcapng file" in str(info.value) and "README.md" in str(info.value)
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
     with pytest.raises(ParseError) as info:
-        pcap.analyze(str(empty))
+        capture_flows.analyze(str(empty))
     assert "empty file" in str(info.value)
     with pytest.raises(InputError) as info:
-        pcap.analyze(str(tmp_path / "missing.pcap"))
+        capture_flows.analyze(str(tmp_path / "missing.pcap"))
     assert "missing.pcap" in str(info.value) and "No such file" in str(info.value)
     with pytest.raises(InputError) as info:
-        pcap.analyze(str(tmp_path))
+        capture_flows.analyze(str(tmp_path))
     assert "is a directory" in str(info.value)
 
 
@@ -295,7 +296,7 @@ def test_corrupt_pcapng_block_length(tmp_path):
     path = tmp_path / "corrupt.pcapng"
     path.write_bytes(bytes(data))
     with pytest.raises(ParseError) as info:
-        pcap.analyze(str(path))
+        capture_flows.analyze(str(path))
     assert "corrupt pcapng block at byte offset %d" % off in str(info.value)
 
 
@@ -303,12 +304,12 @@ def test_gzip_compressed(tmp_path):
     path = str(tmp_path / "c.pcapng.gz")
     with open(fixture("client-eth0.pcapng"), "rb") as src, gzip.open(path, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    res = pcap.analyze(path)
+    res = capture_flows.analyze(path)
     assert res["format"] == "pcapng+gzip" and res["summary"]["flows"] == 11
     with open(path, "rb") as fh:
         data = fh.read()
     cut = tmp_path / "cut.pcapng.gz"
     cut.write_bytes(data[:len(data) // 2])
-    with pytest.raises(pcap.TruncatedCapture) as info:
-        pcap.analyze(str(cut))
+    with pytest.raises(containers.TruncatedCapture) as info:
+        capture_flows.analyze(str(cut))
     assert "cut.pcapng.gz" in str(info.value)

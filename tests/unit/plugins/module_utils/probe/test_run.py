@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common import verdicts
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe import run as probe
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe import scheduler
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe import targets as probe_targets
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 
 
@@ -42,7 +43,7 @@ def icmp(t, c, sender="10.0.0.2", target=True):
     ("tcp", icmp(3, 0), 6, ("unreachable", "time-exceeded")),
 ])
 def test_classification_table(protocol, reply, family, expected):
-    assert probe.classify(protocol, reply, family) == expected
+    assert verdicts.classify(protocol, reply, family) == expected
 
 
 def test_every_classification_is_a_known_state():
@@ -52,7 +53,7 @@ def test_every_classification_is_a_known_state():
 
 
 def test_expand_targets_ports_lists_and_ranges():
-    out = probe.expand_targets([
+    out = probe_targets.expand_targets([
         {"host": "127.0.0.1", "ports": [22, "80-82", "53/udp"]},
         {"host": "127.0.0.1", "protocol": "udp", "ports": ["5353"]},
         {"host": "127.0.0.1", "protocol": "icmp"},
@@ -78,7 +79,7 @@ def test_expand_targets_ports_lists_and_ranges():
 ])
 def test_bad_targets_name_the_bad_value(targets, needle):
     with pytest.raises(InputError) as exc:
-        probe.expand_targets(targets)
+        probe_targets.expand_targets(targets)
     assert needle in str(exc.value)
 
 
@@ -87,15 +88,15 @@ def test_unresolvable_name_is_named(monkeypatch):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(InputError) as exc:
-        probe.expand_targets([{"host": "no-such-host.example.invalid", "ports": [80]}])
+        probe_targets.expand_targets([{"host": "no-such-host.example.invalid", "ports": [80]}])
     assert "no-such-host.example.invalid" in str(exc.value)
 
 
 def test_max_probes_bounds_the_expansion():
     with pytest.raises(InputError) as exc:
-        probe.expand_targets([{"host": "127.0.0.1", "ports": ["1-65535"]}], max_probes=1000)
+        probe_targets.expand_targets([{"host": "127.0.0.1", "ports": ["1-65535"]}], max_probes=1000)
     assert "1000" in str(exc.value)
-    assert len(probe.expand_targets([{"host": "127.0.0.1", "ports": ["1-1000"]}], max_probes=1000)) == 1000
+    assert len(probe_targets.expand_targets([{"host": "127.0.0.1", "ports": ["1-1000"]}], max_probes=1000)) == 1000
 
 
 @pytest.mark.parametrize("options,needle", [
@@ -111,12 +112,12 @@ def test_max_probes_bounds_the_expansion():
 ])
 def test_bad_options_name_the_bad_value(options, needle):
     with pytest.raises(InputError) as exc:
-        probe.normalize_options(options)
+        probe_targets.normalize_options(options)
     assert needle in str(exc.value)
 
 
 def test_defaults_are_bounded():
-    opts = probe.normalize_options({})
+    opts = probe_targets.normalize_options({})
     assert 0 < opts["timeout"] <= 5 and opts["retries"] >= 1 and opts["rate"] > 0
     assert opts["max_probes"] >= 1000 and opts["rate_limit_budget"] > 0
 
@@ -173,16 +174,16 @@ class Clock(object):
 
 def _run(monkeypatch, rejected, dropped, budget):
     clock = Clock()
-    monkeypatch.setattr(probe.time, "monotonic", clock.monotonic)
-    monkeypatch.setattr(probe.time, "sleep", clock.sleep)
+    monkeypatch.setattr(scheduler.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(scheduler.time, "sleep", clock.sleep)
     eng = FakeRateLimitedHost(rejected, dropped, clock)
-    opts = probe.normalize_options({"rate_limit_budget": budget, "rate": 100000})
-    probes = [probe.Probe({"target": "h", "address": "10.0.0.2", "family": 4, "port": port, "protocol": "tcp"}, i)
+    opts = probe_targets.normalize_options({"rate_limit_budget": budget, "rate": 100000})
+    probes = [scheduler.Probe({"target": "h", "address": "10.0.0.2", "family": 4, "port": port, "protocol": "tcp"}, i)
               for i, port in enumerate(sorted(set(rejected) | set(dropped)))]
-    rtt = probe._RttStats(opts["timeout"])
-    probe.run_pass(eng, probes, opts, rtt, opts["retries"])
-    last = dict((p.address, clock.now) for p in probes if probe._icmp_error(p))
-    probe.settle_rate_limited(eng, probes, opts, rtt, last)
+    rtt = scheduler._RttStats(opts["timeout"])
+    scheduler.run_pass(eng, probes, opts, rtt, opts["retries"])
+    last = dict((p.address, clock.now) for p in probes if scheduler._icmp_error(p))
+    scheduler.settle_rate_limited(eng, probes, opts, rtt, last)
     return dict((p.port, p.result()) for p in probes)
 
 

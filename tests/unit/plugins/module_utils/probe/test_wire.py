@@ -11,7 +11,8 @@ import struct
 
 import pytest
 
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe import run as probe
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe import engine_raw
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe import scheduler
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import wire
 
 from ...helpers import fixture
@@ -95,7 +96,7 @@ def test_captured_echo_request_matches_builder(packets):
 
 
 def _replay_engine(seq_base):
-    eng = probe.RawEngine.__new__(probe.RawEngine)   # no sockets: matcher only
+    eng = engine_raw.RawEngine.__new__(engine_raw.RawEngine)   # no sockets: matcher only
     eng.sport, eng.uport, eng.ident, eng.seq_base = TCP_SPORT, UDP_SPORT, ECHO_ID, seq_base
     eng.pending = {}
     return eng
@@ -107,12 +108,12 @@ def test_replay_through_the_raw_engine_classifies_like_the_live_run(packets):
     eng = _replay_engine((first_syn["seq"] - first_syn["dport"] * 7919) & 0xFFFFFFFF)
     probes = {}
     for port in range(79, 88):
-        p = probe.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": port, "protocol": "tcp"}, port)
+        p = scheduler.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": port, "protocol": "tcp"}, port)
         probes[(port, "tcp")] = p
-    probes[(53, "udp")] = probe.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": 53,
-                                       "protocol": "udp"}, 0)
-    probes[(None, "icmp")] = probe.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": None,
-                                          "protocol": "icmp"}, 0)
+    probes[(53, "udp")] = scheduler.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": 53,
+                                           "protocol": "udp"}, 0)
+    probes[(None, "icmp")] = scheduler.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": None,
+                                              "protocol": "icmp"}, 0)
     for p in probes.values():
         p.engine = "raw"
         p.attempts = 1
@@ -145,7 +146,7 @@ def test_replay_through_the_raw_engine_classifies_like_the_live_run(packets):
 def test_icmp_quoting_someone_elses_probe_is_ignored(packets):
     eng = _replay_engine(0)
     eng.sport = TCP_SPORT + 1      # a different scan's source port
-    p = probe.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": 81, "protocol": "tcp"}, 0)
+    p = scheduler.Probe({"target": SERVER, "address": SERVER, "family": 4, "port": 81, "protocol": "tcp"}, 0)
     eng.pending[p.key] = p
     assert all(eng.handle_icmp_packet(pkt) is None for pkt in _inbound(packets, wire.PROTO_ICMP))
 

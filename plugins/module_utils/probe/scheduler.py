@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The probe scheduler: :class:`Probe` (one target/port/protocol and what came back),
+per-address smoothed RTTs, :func:`run_pass` (paced sends, ``parallelism`` probes in
+flight, retries of silent ones) and :func:`settle_rate_limited`.
+
+An engine is any object with ``name``, ``max_parallel``, ``selector`` and the methods
+``send(probe)``, ``receive(key)`` -> ``[(probe, reply)]``, ``finish(probe)`` and
+``local_error(probe, exc)`` (see ``engine_connect`` and ``engine_raw``).
+
+ICMP error rate limiting on the far side (Linux: a burst of 6 then one per
+``icmp_ratelimit`` ms per destination) is handled by the settle phase: silent ports of a
+target that sent ICMP errors are re-probed after the target's token bucket had time to
+refill; a batch that comes back with no ICMP at all proves its silent ports silent.
+Ports still ambiguous when ``rate_limit_budget`` runs out are marked ``rate_limited``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.netdiag.reachability.plugins.module_utils._common import icmp as icmp_tables
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import classify
+
+
+class Probe(object):
+    """One target/port/protocol being probed and what came back."""
+
+    def __init__(self, desc, index):
+        self.index = index
+        self.target = desc["target"]
+        self.address = desc["address"]
+        self.family = desc["family"]
+        self.port = desc["port"]
+        self.protocol = desc["protocol"]
+        self.attempts = 0
+        self.sent_at = None
+        self.deadline = None
+        self.reply = None
+        self.rtt = None
+        self.rate_limited = False
+        self.engine = None
+        self.sock = None      # per-probe socket (connect engine)
+        self.app = None
+
+    @property
+    def key(self):
+        return (self.address, self.port, self.protocol)
+
+    def record(self, reply, now):
+        """Keep the first reply (a later copy of a retransmission changes nothing)."""
+        if self.reply is not None:
+            return
+        if reply["kind"] == "icmp":
+            reply.setdefault("icmp_name", icmp_tables.icmp_name(self.family, reply["icmp_type"], reply["icmp_code"]))
+        reply.setdefault("sender", self.address)
+        reply["sender_is_target"] = reply["sender"] == self.address
+        reply.setdefault("ttl", None)
+        self.reply = reply
+        if self.sent_at is not None:
+            self.rtt = max(0.0, now - self.sent_at)
+
+    def result(self):
+        state, reason = classify(self.protocol, self.reply, self.family)
+        reply = None
+        if self.reply is not None:
+            reply = {
+                "kind": self.reply["kind"],
+                "icmp_type": self.reply.get("icmp_type"),
+                "icmp_code": self.reply.get("icmp_code"),
+                "icmp_name": self.reply.get("icmp_name"),
+                "sender": self.reply["sender"],
+                "sender_is_target": self.reply["sender_is_target"],
+                "ttl": self.reply["ttl"],
+            }
+        out = {
+            "target": self.target,
+            "address": self.address,
+            "family": "ipv%d" % self.family,
+            "port": self.port,
+            "protocol": self.protocol,
+            "state": state,
+            "reason": reason,
+            "reply": reply,
+            "rtt_ms": None if self.rtt is None else round(self.rtt * 1000.0, 3),
+            "retries": max(0, self.attempts - 1),
+            "rate_limited": bool(self.rate_limited and self.reply is None),
+            "engine": self.engine,
+        }
+        if self.app is not None:
+            out["app"] = self.app
+        return out
+
+
+class _RttStats(object):
+    """Per-address smoothed RTT (RFC 6298) to shorten waits once replies are seen."""
+
+    MIN_TIMEOUT = 0.2
+
+    def __init__(self, max_timeout):
+        self.max_timeout = max_timeout
+        self.srtt = {}
+        self.rttvar = {}
+
+    def sample(self, address, rtt):
+        if address not in self.srtt:
+            self.srtt[address] = rtt
+            self.rttvar[address] = rtt / 2.0
+        else:
+            self.rttvar[address] = 0.75 * self.rttvar[address] + 0.25 * abs(self.srtt[address] - rtt)
+            self.srtt[address] = 0.875 * self.srtt[address] + 0.125 * rtt
+
+    def timeout(self, address):
+        if address not in self.srtt:
+            return self.max_timeout
+        rto = self.srtt[address] + 4 * self.rttvar[address]
+        return min(self.max_timeout, max(self.MIN_TIMEOUT, rto * 2))
+
+
+def run_pass(engine, probes, opts, rtt, retries):
+    """Send every probe (re-sending silent ones up to ``retries`` times) and collect
+    replies until each has one or has timed out.  Returns nothing; fills the probes."""
+    interval = 1.0 / opts["rate"]
+    parallelism = min(opts["parallelism"], engine.max_parallel)
+    queue = list(reversed(probes))   # pop() from the end = first probe first
+    inflight = {}
+    next_send = time.monotonic()
+    sel = engine.selector
+    while queue or inflight:
+        now = time.monotonic()
+        while queue and len(inflight) < parallelism and now >= next_send:
+            probe = queue.pop()
+            if probe.reply is not None:
+                continue
+            probe.attempts += 1
+            probe.sent_at = now
+            probe.deadline = now + rtt.timeout(probe.address)
+            try:
+                engine.send(probe)
+            except OSError as exc:
+                reply = engine.local_error(probe, exc)
+                if reply is None:
+                    raise
+                probe.record(reply, now)
+                continue
+            inflight[id(probe)] = probe
+            next_send = max(next_send + interval, now - 0.05)  # allow a tiny burst after a stall
+            now = time.monotonic()
+        if not inflight and not queue:
+            break
+        wake = min([p.deadline for p in inflight.values()] or [now + 0.05])
+        if queue and len(inflight) < parallelism:
+            wake = min(wake, next_send)
+        timeout = max(0.0, wake - time.monotonic())
+        for key, _mask in sel.select(timeout):
+            for probe, reply in engine.receive(key):
+                now = time.monotonic()
+                if probe.reply is None:
+                    probe.record(reply, now)
+                    if probe.rtt is not None and probe.attempts == 1:
+                        rtt.sample(probe.address, probe.rtt)
+                if id(probe) in inflight:
+                    del inflight[id(probe)]
+                    engine.finish(probe)
+        now = time.monotonic()
+        for pid, probe in list(inflight.items()):
+            if probe.reply is not None:
+                del inflight[pid]
+                engine.finish(probe)
+            elif now >= probe.deadline:
+                del inflight[pid]
+                engine.finish(probe)
+                if probe.attempts <= retries:
+                    queue.append(probe)
+    # late replies still queued in the sockets
+    for key, _mask in sel.select(0):
+        for probe, reply in engine.receive(key):
+            if probe.reply is None:
+                probe.record(reply, time.monotonic())
+
+
+def _icmp_error(probe):
+    return probe.reply is not None and probe.reply["kind"] == "icmp" and probe.reply.get("icmp_type") not in (0, 129)
+
+
+def settle_rate_limited(engine, probes, opts, rtt, last_icmp):
+    """Re-probe silent TCP/UDP ports of addresses that sent ICMP errors.
+
+    ``last_icmp`` maps address -> monotonic time of the last ICMP error seen from probing
+    it.  After ``rate_limit_interval`` without ICMP, a Linux sender has at least one token
+    again; a batch answered by no ICMP at all therefore proves its silent ports silent.
+    Ports left when the budget runs out are marked ``rate_limited``.
+    """
+    pools = {}
+    for probe in probes:
+        if probe.reply is None and probe.protocol in ("tcp", "udp") and probe.address in last_icmp:
+            pools.setdefault(probe.address, []).append(probe)
+    if not pools:
+        return
+    deadline = time.monotonic() + opts["rate_limit_budget"]
+    batch = dict((addr, 1) for addr in pools)
+    interval = opts["rate_limit_interval"]
+    while pools and time.monotonic() < deadline:
+        now = time.monotonic()
+        ready = [a for a in pools if now - last_icmp[a] >= interval]
+        if not ready:
+            wait = min(last_icmp[a] + interval for a in pools) - now
+            if now + wait >= deadline:
+                break
+            time.sleep(max(0.0, wait))
+            continue
+        sending = {}
+        for addr in ready:
+            sending[addr] = pools[addr][:batch[addr]]
+        run_pass(engine, [p for group in sending.values() for p in group], opts, rtt, retries=0)
+        now = time.monotonic()
+        for addr, group in sending.items():
+            answered_icmp = [p for p in group if _icmp_error(p)]
+            resolved = set(id(p) for p in group if p.reply is not None)
+            if not answered_icmp:
+                # no ICMP while a token was available: the silent ones are really silent
+                resolved.update(id(p) for p in group)
+                batch[addr] = min(batch[addr] * 2, 256)
+            else:
+                last_icmp[addr] = now
+                batch[addr] = 1
+            pools[addr] = [p for p in pools[addr] if id(p) not in resolved]
+            if not pools[addr]:
+                del pools[addr]
+    for group in pools.values():
+        for probe in group:
+            probe.rate_limited = True
