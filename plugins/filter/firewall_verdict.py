@@ -3,10 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The firewall_verdict filter: evaluate packets on the saved result of firewall_info (docs in firewall_verdict.yml)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError

@@ -3,9 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side front ends of the open_ports library: rules, plans from a report, the firewalld guard."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError

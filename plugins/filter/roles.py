@@ -4,9 +4,6 @@
 """What the roles compute between module calls (docs in the .yml file of each filter); the roles' tasks only
 orchestrate. The code is plugin_utils/roles.py."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import roles as lib

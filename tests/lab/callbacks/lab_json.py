@@ -6,9 +6,6 @@
 Shape: {"plays": [{"play": name, "tasks": [{"task": name, "hosts": {host: result}}]}], "stats": {...}}
 (the same shape as ansible.posix.json, which is not part of ansible-core).
 """
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 import json
 
 from ansible.plugins.callback import CallbackBase
