@@ -96,13 +96,12 @@ options:
         evaluated) - use it to keep large rulesets out of the output.
     type: bool
     default: true
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Read-only; there is nothing to diff.
+  platform:
+    platforms: linux
+    details: Linux hosts (nftables, iptables, firewalld, ufw).
 notes:
   - The evaluator models matches on addresses, ports, protocols, interfaces, conntrack state and status, ICMP
     type/code, address types, marks, sets, maps and verdict maps. Rate limits, C(-m recent), C(fib) lookups,
@@ -340,42 +339,35 @@ verdicts:
                                  "chain": "ufw-user-input", "line": 105, "text": "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT"}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.firewall import LAYERS, result
 
 
+def _read(module):
+    p = module.params
+    packets = [{k: v for k, v in pkt.items() if v is not None} for pkt in p["packets"]]
+    return result(layers=p["layers"], packets=packets, include_rules=p["include_rules"])
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            layers=dict(type="list", elements="str", choices=list(LAYERS)),
-            packets=dict(type="list", elements="dict", default=[], options=dict(
-                family=dict(type="str"),
-                proto=dict(type="str", required=True),
-                src=dict(type="str"),
-                dst=dict(type="str"),
-                sport=dict(type="int"),
-                dport=dict(type="int"),
-                iif=dict(type="str"),
-                oif=dict(type="str"),
-                ct_state=dict(type="str", default="new",
-                              choices=["new", "established", "related", "invalid", "untracked"]),
-                icmp_type=dict(type="raw"),
-                path=dict(type="str", choices=["input", "forward", "output"]),
-            )),
-            include_rules=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    packets = [{k: v for k, v in p.items() if v is not None} for p in module.params["packets"]]
-    try:
-        facts = result(layers=module.params["layers"], packets=packets, include_rules=module.params["include_rules"])
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in facts["firewall_warnings"]:
-        module.warn(warning)
-    module.exit_json(changed=False, **facts)
+    run_module(dict(
+        layers=dict(type="list", elements="str", choices=list(LAYERS)),
+        packets=dict(type="list", elements="dict", default=[], options=dict(
+            family=dict(type="str"),
+            proto=dict(type="str", required=True),
+            src=dict(type="str"),
+            dst=dict(type="str"),
+            sport=dict(type="int"),
+            dport=dict(type="int"),
+            iif=dict(type="str"),
+            oif=dict(type="str"),
+            ct_state=dict(type="str", default="new",
+                          choices=["new", "established", "related", "invalid", "untracked"]),
+            icmp_type=dict(type="raw"),
+            path=dict(type="str", choices=["input", "forward", "output"]),
+        )),
+        include_rules=dict(type="bool", default=True),
+    ), _read, warn=["firewall_warnings"])
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ options:
         V(0) means never. Needs O(permanent=false) and O(state=present).
     type: int
     default: 0
+extends_documentation_fragment:
+  - netdiag.reachability.attributes
 attributes:
   check_mode:
     support: full
@@ -98,6 +100,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns the zone's runtime and permanent settings before and after.
+  platform:
+    platforms: linux
+    details: Linux hosts with firewalld.
 notes:
   - Only ports and services are changed; everything else in the zone (rich rules, sources, interfaces,
     forward ports, target) is shown in the diff for context and left as it is.
@@ -238,49 +243,41 @@ msg:
   sample: "changed zone public (runtime: add port 9000/tcp; permanent: add port 9000/tcp)"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    InputError, MissingDependency, NetdiagError)
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.firewalld_port import (
     connect, ensure, normalize_request)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            ports=dict(type="list", elements="raw", default=[]),
-            services=dict(type="list", elements="str", default=[]),
-            protocol=dict(type="str", choices=["tcp", "udp", "sctp", "dccp"], default="tcp"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            zone=dict(type="str"),
-            interface=dict(type="str"),
-            source=dict(type="str"),
-            runtime=dict(type="bool", default=True),
-            permanent=dict(type="bool", default=True),
-            timeout=dict(type="int", default=0),
-        ),
-        mutually_exclusive=[("zone", "interface"), ("zone", "source")],
-        supports_check_mode=True,
-    )
+def _ensure(module):
     p = module.params
+    request = normalize_request(
+        ports=p["ports"], services=p["services"], protocol=p["protocol"], state=p["state"],
+        runtime=p["runtime"], permanent=p["permanent"], timeout=p["timeout"], zone=p["zone"],
+        interface=p["interface"], source=p["source"])
+    backend, offline_reason = connect()
     try:
-        request = normalize_request(
-            ports=p["ports"], services=p["services"], protocol=p["protocol"], state=p["state"],
-            runtime=p["runtime"], permanent=p["permanent"], timeout=p["timeout"], zone=p["zone"],
-            interface=p["interface"], source=p["source"])
-        backend, offline_reason = connect()
-        result = ensure(backend, request, check_mode=module.check_mode, offline_reason=offline_reason)
-    except MissingDependency as exc:
-        module.fail_json(msg=str(exc), package=exc.package, changed=False)
-    except InputError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        return ensure(backend, request, check_mode=module.check_mode, offline_reason=offline_reason)
     except NetdiagError as exc:
-        done = getattr(exc, "changes", [])
-        module.fail_json(msg=str(exc), error=type(exc).__name__, changed=bool(done), changes=done)
-    for note in result["notes"]:
-        module.warn(note)
-    module.exit_json(**result)
+        # what ran before firewalld refused: ensure() lists it in ``changes`` (from the refused call's ``done``)
+        if hasattr(exc, "changes"):
+            exc.result = {"changes": exc.changes}
+        raise
+
+
+def main():
+    run_module(dict(
+        ports=dict(type="list", elements="raw", default=[]),
+        services=dict(type="list", elements="str", default=[]),
+        protocol=dict(type="str", choices=["tcp", "udp", "sctp", "dccp"], default="tcp"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        zone=dict(type="str"),
+        interface=dict(type="str"),
+        source=dict(type="str"),
+        runtime=dict(type="bool", default=True),
+        permanent=dict(type="bool", default=True),
+        timeout=dict(type="int", default=0),
+    ), _ensure, warn=["notes"], done_key="changes", mutually_exclusive=[("zone", "interface"), ("zone", "source")])
 
 
 if __name__ == "__main__":

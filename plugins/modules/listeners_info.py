@@ -50,13 +50,12 @@ options:
       - V(false) skips the scan of C(/proc/<pid>/fd), which is the slowest part on a busy host.
     type: bool
     default: true
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
+  platform:
+    platforms: linux
+    details: Linux (reads C(/proc) and C(NETLINK_SOCK_DIAG)).
 notes:
   - Reads the network namespace the module runs in.
   - C(changed) is always V(false).
@@ -315,32 +314,21 @@ process_scan:
       sample: [1, 412]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import gather
 
 
+def _gather(module):
+    p = module.params
+    return gather(ports=p["ports"], protocols=p["protocols"], include_process=p["include_process"])
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            ports=dict(type="list", elements="raw", default=[]),
-            protocols=dict(type="list", elements="str", choices=["tcp", "udp"], default=["tcp", "udp"]),
-            include_process=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = gather(
-            ports=module.params["ports"],
-            protocols=module.params["protocols"],
-            include_process=module.params["include_process"],
-        )
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    module.exit_json(changed=False, **result)
+    run_module(dict(
+        ports=dict(type="list", elements="raw", default=[]),
+        protocols=dict(type="list", elements="str", choices=["tcp", "udp"], default=["tcp", "udp"]),
+        include_process=dict(type="bool", default=True),
+    ), _gather, warn=["warnings"])
 
 
 if __name__ == "__main__":

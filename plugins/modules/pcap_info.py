@@ -54,13 +54,12 @@ options:
         explain the packets before the cut, set RV(truncated) and add a note, instead of failing.
     type: bool
     default: false
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  platform:
+    platforms: posix
+    details: Any POSIX host with Python; only the standard library is used.
 notes:
   - Read-only; always returns C(changed=false).
   - A TCP connection whose SYN is not in the capture (the capture started later) is not a flow; its packets are
@@ -406,32 +405,27 @@ notes:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.capture.flows import DEFAULT_MAX_PACKETS, analyze
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            max_packets=dict(type="int", default=DEFAULT_MAX_PACKETS),
-            host=dict(type="str"),
-            port=dict(type="int"),
-            allow_truncated=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
+def _analyze(module):
     p = module.params
-    try:
-        result = analyze(p["path"], max_packets=p["max_packets"], host=p["host"], port=p["port"],
-                         allow_truncated=p["allow_truncated"])
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
+    result = analyze(p["path"], max_packets=p["max_packets"], host=p["host"], port=p["port"],
+                     allow_truncated=p["allow_truncated"])
     # no ``path`` key: exit_json would add the file's owner/mode/size to a result that has one
     result.pop("path", None)
-    module.exit_json(changed=False, **result)
+    return result
+
+
+def main():
+    run_module(dict(
+        path=dict(type="path", required=True),
+        max_packets=dict(type="int", default=DEFAULT_MAX_PACKETS),
+        host=dict(type="str"),
+        port=dict(type="int"),
+        allow_truncated=dict(type="bool", default=False),
+    ), _analyze)
 
 
 if __name__ == "__main__":

@@ -108,13 +108,12 @@ options:
     description: Seconds to wait for the application check's connect and first data.
     type: float
     default: 2.0
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: The module only observes; it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Read-only; there is nothing to diff.
+  platform:
+    platforms: linux
+    details: Linux (C(IP_RECVERR), raw sockets).
 notes:
   - ICMP echo with the V(connect) engine needs C(net.ipv4.ping_group_range) to include the user's group.
   - Probes only the addresses it is given, from the host it runs on; it sends SYNs, datagrams and echo
@@ -328,41 +327,35 @@ results:
           sample: 1.9
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.run import probe as run_probe
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            targets=dict(type="list", elements="dict", required=True, options=dict(
-                host=dict(type="str", required=True),
-                ports=dict(type="list", elements="raw"),
-                protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
-            )),
-            engine=dict(type="str", default="auto", choices=["auto", "raw", "connect"]),
-            family=dict(type="str", default="auto", choices=["auto", "ipv4", "ipv6"]),
-            timeout=dict(type="float", default=1.0),
-            retries=dict(type="int", default=1),
-            rate=dict(type="float", default=2000),
-            parallelism=dict(type="int", default=256),
-            max_probes=dict(type="int", default=10000),
-            rate_limit_interval=dict(type="float", default=1.0),
-            rate_limit_budget=dict(type="float", default=2.0),
-            app_check=dict(type="str", default="none", choices=["none", "banner", "http"]),
-            app_timeout=dict(type="float", default=2.0),
-        ),
-        supports_check_mode=True,
-    )
+def _probe(module):
     params = dict(module.params)
     targets = params.pop("targets")
-    try:
-        result = run_probe(targets, **params)
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+    return run_probe(targets, **params)
+
+
+def main():
+    run_module(dict(
+        targets=dict(type="list", elements="dict", required=True, options=dict(
+            host=dict(type="str", required=True),
+            ports=dict(type="list", elements="raw"),
+            protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
+        )),
+        engine=dict(type="str", default="auto", choices=["auto", "raw", "connect"]),
+        family=dict(type="str", default="auto", choices=["auto", "ipv4", "ipv6"]),
+        timeout=dict(type="float", default=1.0),
+        retries=dict(type="int", default=1),
+        rate=dict(type="float", default=2000),
+        parallelism=dict(type="int", default=256),
+        max_probes=dict(type="int", default=10000),
+        rate_limit_interval=dict(type="float", default=1.0),
+        rate_limit_budget=dict(type="float", default=2.0),
+        app_check=dict(type="str", default="none", choices=["none", "banner", "http"]),
+        app_timeout=dict(type="float", default=2.0),
+    ), _probe)
 
 
 if __name__ == "__main__":

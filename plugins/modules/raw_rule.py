@@ -67,6 +67,7 @@ options:
     description: The chain of the blocking rule as the report named it (a hint; a different one is noted).
     type: str
 extends_documentation_fragment:
+  - netdiag.reachability.attributes
   - netdiag.reachability.management
 attributes:
   check_mode:
@@ -75,6 +76,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns the changed chains before and after, one line per rule.
+  platform:
+    platforms: linux
+    details: Linux hosts with nftables or iptables.
 """
 
 EXAMPLES = r"""
@@ -142,49 +146,36 @@ msg:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    InputError, MissingDependency, NetdiagError)
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.guard import (
     MANAGEMENT_ARG_SPEC, WouldCutManagement, module_management)
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.raw_rule import ensure, normalize_request
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            backend=dict(type="str", required=True, choices=["nftables", "iptables-nft", "iptables-legacy"]),
-            ports=dict(type="list", elements="raw", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            source=dict(type="str"),
-            address=dict(type="str"),
-            family=dict(type="str"),
-            table=dict(type="str"),
-            chain=dict(type="str"),
-            management=MANAGEMENT_ARG_SPEC,
-        ),
-        supports_check_mode=True,
-    )
+def _ensure(module):
     p = module.params
-    try:
-        mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
-        address = p["address"] or (mgmt or {}).get("address")
-        request = normalize_request(p["backend"], p["ports"], p["state"], p["source"], address)
-        hints = {"family": p["family"], "table": p["table"], "chain": p["chain"]}
-        result = ensure(request, check_mode=module.check_mode, management=mgmt, hints=hints)
-    except MissingDependency as exc:
-        module.fail_json(msg=str(exc), package=exc.package, changed=False)
-    except (InputError, WouldCutManagement) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except NetdiagError as exc:
-        done = getattr(exc, "changes", [])
-        module.fail_json(msg=str(exc), error=type(exc).__name__, changed=bool(done), commands=done)
+    mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
+    address = p["address"] or (mgmt or {}).get("address")
+    request = normalize_request(p["backend"], p["ports"], p["state"], p["source"], address)
+    hints = {"family": p["family"], "table": p["table"], "chain": p["chain"]}
+    result = ensure(request, check_mode=module.check_mode, management=mgmt, hints=hints)
     if not mgmt:
         result["guard"] = ["no management connection known (no SSH_CONNECTION): not checked"]
-    for note in result["notes"]:
-        module.warn(note)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(dict(
+        backend=dict(type="str", required=True, choices=["nftables", "iptables-nft", "iptables-legacy"]),
+        ports=dict(type="list", elements="raw", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        source=dict(type="str"),
+        address=dict(type="str"),
+        family=dict(type="str"),
+        table=dict(type="str"),
+        chain=dict(type="str"),
+        management=MANAGEMENT_ARG_SPEC,
+    ), _ensure, warn=["notes"], refusals=[WouldCutManagement], done_key="commands")
 
 
 if __name__ == "__main__":

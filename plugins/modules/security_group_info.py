@@ -134,13 +134,12 @@ options:
     description: How many times a throttled call is retried, with exponential backoff, before the module fails.
     type: int
     default: 4
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  platform:
+    platforms: posix
+    details: Any POSIX host with Python and the provider's SDK; usually the controller.
 notes:
   - Read-only; always returns C(changed=false). The fixes are proposals; nothing is applied.
   - The fix for a security group denial adds the rule to the interface's first security group.
@@ -344,50 +343,47 @@ warnings:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import aws
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud.evaluate import security_group_info
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            provider=dict(type="str", required=True, choices=["aws", "alicloud"]),
-            addresses=dict(type="list", elements="str", default=[]),
-            instance_ids=dict(type="list", elements="str", default=[]),
-            network_interface_ids=dict(type="list", elements="str", default=[]),
-            packets=dict(type="list", elements="dict", default=[], options=dict(
-                family=dict(type="str"), proto=dict(type="str", required=True), src=dict(type="str", required=True),
-                dst=dict(type="str"), sport=dict(type="int"), dport=dict(type="int"), icmp_type=dict(type="raw"),
-                icmp_code=dict(type="int"))),
-            ephemeral_ports=dict(type="str", default="32768-60999"),
-            region=dict(type="str", aliases=["aws_region", "ec2_region", "alicloud_region"]),
-            profile=dict(type="str", aliases=["aws_profile"]),
-            access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key", "alicloud_access_key"]),
-            secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key", "alicloud_secret_key"]),
-            session_token=dict(type="str", no_log=True, aliases=["aws_session_token", "security_token", "alicloud_security_token"]),
-            endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"]),
-            retries=dict(type="int", default=4),
-        ),
-        supports_check_mode=True,
-    )
+def _read(module):
     p = module.params
     packets = [{k: v for k, v in pkt.items() if v is not None} for pkt in p["packets"]]
     try:
-        result = security_group_info(
+        return security_group_info(
             p["provider"], addresses=p["addresses"], instance_ids=p["instance_ids"],
             network_interface_ids=p["network_interface_ids"], packets=packets, ephemeral_ports=p["ephemeral_ports"],
             region=p["region"], profile=p["profile"], access_key=p["access_key"], secret_key=p["secret_key"],
             session_token=p["session_token"], endpoint_url=p["endpoint_url"], retries=p["retries"])
     except MissingDependency as exc:
-        trace = aws.BOTO3_IMPORT_ERROR if p["provider"] == "aws" else alicloud.SDK_IMPORT_ERROR
-        module.fail_json(msg=missing_required_lib(exc.package), exception=trace)
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+        # the traceback of the SDK's failed import, shown by fail_json like any traceback
+        exc.result = {"exception": aws.BOTO3_IMPORT_ERROR if p["provider"] == "aws" else alicloud.SDK_IMPORT_ERROR}
+        raise
+
+
+def main():
+    run_module(dict(
+        provider=dict(type="str", required=True, choices=["aws", "alicloud"]),
+        addresses=dict(type="list", elements="str", default=[]),
+        instance_ids=dict(type="list", elements="str", default=[]),
+        network_interface_ids=dict(type="list", elements="str", default=[]),
+        packets=dict(type="list", elements="dict", default=[], options=dict(
+            family=dict(type="str"), proto=dict(type="str", required=True), src=dict(type="str", required=True),
+            dst=dict(type="str"), sport=dict(type="int"), dport=dict(type="int"), icmp_type=dict(type="raw"),
+            icmp_code=dict(type="int"))),
+        ephemeral_ports=dict(type="str", default="32768-60999"),
+        region=dict(type="str", aliases=["aws_region", "ec2_region", "alicloud_region"]),
+        profile=dict(type="str", aliases=["aws_profile"]),
+        access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key", "alicloud_access_key"]),
+        secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key", "alicloud_secret_key"]),
+        session_token=dict(type="str", no_log=True, aliases=["aws_session_token", "security_token", "alicloud_security_token"]),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"]),
+        retries=dict(type="int", default=4),
+    ), _read, warn=["warnings"])
 
 
 if __name__ == "__main__":

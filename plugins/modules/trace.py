@@ -64,13 +64,12 @@ options:
       - The host's kernel caches an MTU a router reports, as it does for any traffic (about 10 minutes).
     type: bool
     default: false
+extends_documentation_fragment:
+  - netdiag.reachability.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  platform:
+    platforms: linux
+    details: Linux (C(IP_RECVERR)).
 notes:
   - Read-only; always returns C(changed=false).
 """
@@ -253,36 +252,31 @@ hops:
       sample: 0.41
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.trace import trace
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            address=dict(type="str", required=True),
-            port=dict(type="int"),
-            protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
-            max_hops=dict(type="int", default=30),
-            first_hop=dict(type="int", default=1),
-            timeout=dict(type="float", default=2.0),
-            wave_size=dict(type="int", default=3),
-            max_silent_hops=dict(type="int", default=6),
-            mtu=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
+def _trace(module):
     p = module.params
-    try:
-        result = trace(p["address"], port=p["port"], protocol=p["protocol"], max_hops=p["max_hops"],
-                       timeout=p["timeout"], first_hop=p["first_hop"], wave_size=p["wave_size"],
-                       max_silent_hops=p["max_silent_hops"], mtu=p["mtu"])
-    except NetdiagError as exc:
-        module.fail_json(msg=str(exc))
+    result = trace(p["address"], port=p["port"], protocol=p["protocol"], max_hops=p["max_hops"],
+                   timeout=p["timeout"], first_hop=p["first_hop"], wave_size=p["wave_size"],
+                   max_silent_hops=p["max_silent_hops"], mtu=p["mtu"])
     result.pop("target", None)
-    module.exit_json(changed=False, **result)
+    return result
+
+
+def main():
+    run_module(dict(
+        address=dict(type="str", required=True),
+        port=dict(type="int"),
+        protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
+        max_hops=dict(type="int", default=30),
+        first_hop=dict(type="int", default=1),
+        timeout=dict(type="float", default=2.0),
+        wave_size=dict(type="int", default=3),
+        max_silent_hops=dict(type="int", default=6),
+        mtu=dict(type="bool", default=False),
+    ), _trace)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ options:
     description: Allow only from this address or network. Without it, from anywhere (IPv4 and IPv6).
     type: str
 extends_documentation_fragment:
+  - netdiag.reachability.attributes
   - netdiag.reachability.management
 attributes:
   check_mode:
@@ -52,6 +53,9 @@ attributes:
   diff_mode:
     support: full
     description: Returns ufw's rules before and after, one line per rule.
+  platform:
+    platforms: linux
+    details: Linux hosts with ufw.
 """
 
 EXAMPLES = r"""
@@ -126,42 +130,29 @@ msg:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    InputError, MissingDependency, NetdiagError)
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.guard import (
     MANAGEMENT_ARG_SPEC, WouldCutManagement, module_management)
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.ufw_port import ensure, normalize_request
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            ports=dict(type="list", elements="raw", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            source=dict(type="str"),
-            management=MANAGEMENT_ARG_SPEC,
-        ),
-        supports_check_mode=True,
-    )
+def _ensure(module):
     p = module.params
-    try:
-        request = normalize_request(p["ports"], p["state"], p["source"])
-        mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
-        result = ensure(request, check_mode=module.check_mode, management=mgmt)
-    except MissingDependency as exc:
-        module.fail_json(msg=str(exc), package=exc.package, changed=False)
-    except (InputError, WouldCutManagement) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except NetdiagError as exc:
-        done = getattr(exc, "changes", [])
-        module.fail_json(msg=str(exc), error=type(exc).__name__, changed=bool(done), commands=done)
+    request = normalize_request(p["ports"], p["state"], p["source"])
+    mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
+    result = ensure(request, check_mode=module.check_mode, management=mgmt)
     if not mgmt:
         result["guard"] = ["no management connection known (no SSH_CONNECTION): not checked"]
-    for note in result["notes"]:
-        module.warn(note)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    run_module(dict(
+        ports=dict(type="list", elements="raw", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        source=dict(type="str"),
+        management=MANAGEMENT_ARG_SPEC,
+    ), _ensure, warn=["notes"], refusals=[WouldCutManagement], done_key="commands")
 
 
 if __name__ == "__main__":

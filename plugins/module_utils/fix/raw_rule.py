@@ -323,10 +323,12 @@ def ensure(request, check_mode=False, management=None, hints=None, reader=None, 
         for op in ops:
             got = run(op["command"])
             if got is None:
-                raise MissingDependency(op["command"][0], package="nftables" if op["command"][0] == "nft" else "iptables")
+                error = MissingDependency(op["command"][0], package="nftables" if op["command"][0] == "nft" else "iptables")
+                error.result = {"changed": bool(done), "commands": list(done)}
+                raise error
             if got[0] != 0:
                 error = RawRuleError("%s failed (rc=%d): %s" % (" ".join(op["command"]), got[0], (got[2] or got[1]).strip()))
-                error.changes = done
+                error.result = {"changed": bool(done), "commands": list(done)}  # what ran before it failed
                 raise error
             done.append(" ".join(op["command"]))
         after = reader()

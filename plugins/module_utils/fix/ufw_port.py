@@ -137,7 +137,7 @@ def ensure(request, check_mode=False, management=None, root=ufw_rules.ROOT, run=
             rc, out, err = run(cmd)
             if rc != 0:
                 error = UfwError("%s failed (rc=%d): %s" % (" ".join(cmd), rc, (err or out).strip()))
-                error.changes = done
+                error.result = {"changed": bool(done), "commands": list(done)}  # what ran before it failed
                 raise error
             done.append(" ".join(cmd))
         actual = ufw_rules.read_ufw(root)

@@ -78,3 +78,21 @@ def test_ansible_doc_documents_every_option_and_return_key():
         assert doc["return"][key]["returned"] == "always"
     assert set(doc["return"]["verdicts"]["contains"]) >= {"verdict", "rule", "reason", "fix", "fixes", "steps", "layer"}
     assert mod.main
+
+
+@pytest.mark.skipif(not helpers.private_namespaces_work(), reason="hiding boto3 needs a mount namespace (root)")
+def test_module_without_boto3_fails_naming_the_package(tmp_path):
+    boto3 = pytest.importorskip("boto3")
+    fake = tmp_path / "boto3"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('No module named boto3 (hidden by the test)')\n")
+    prefix = helpers.private_namespaces([(fake, os.path.dirname(boto3.__file__))])
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    result = helpers.run_module("security_group_info", {"provider": "aws", "region": "eu-west-1", "addresses": ["10.0.1.10"]},
+                                env=env, prefix=prefix)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["package"] == "boto3 and botocore (pip install boto3)"
+    assert result["msg"].startswith("boto3 is required but not available (install boto3 and botocore (pip install boto3)): "
+                                    "needed for provider aws; on ")
+    assert sys.executable in result["msg"] and "ansible_python_interpreter" in result["msg"]
+    assert "exception" not in result  # the import's traceback only when tracebacks are asked for
