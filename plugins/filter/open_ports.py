@@ -43,7 +43,7 @@ def open_ports_firewalld_guard(preview, firewalld_facts, management):
     preview = plain(preview)
     try:
         return firewalld_guard.firewalld_guard(plain(firewalld_facts), preview.get("zone"),
-                                   (preview.get("settings") or {}).get("after") or {}, plain(management))
+                                               (preview.get("settings") or {}).get("after") or {}, plain(management))
     except NetdiagError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -183,6 +183,7 @@ ICMP6_HOST_GONE = frozenset([0, 2, 3])
 ICMP4_PORT_UNREACH = 3
 ICMP6_PORT_UNREACH = 4
 
+
 def icmp_class(family, icmp_type, icmp_code):
     """Sort an ICMP error into port-unreach / host-gone / prohibited / time-exceeded."""
     v6 = family == 6

@@ -131,4 +131,3 @@ def stub_server():
     yield start
     for server in servers:
         server.stop()
-

@@ -15,8 +15,6 @@ import pytest
 from .. import helpers
 
 
-
-
 def run_module(args, check_mode=False):
     return helpers.run_module('listeners_info', args, check_mode)
 

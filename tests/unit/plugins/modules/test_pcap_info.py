@@ -11,7 +11,6 @@ from .. import helpers
 FIX = helpers.fixture("pcap")
 
 
-
 def run_module(args, check_mode=False):
     return helpers.run_module('pcap_info', args, check_mode)
 

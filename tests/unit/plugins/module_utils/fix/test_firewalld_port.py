@@ -312,4 +312,3 @@ def test_connect_without_daemon_goes_offline(roots, tmp_path):
                          timeout=60, check=True).stdout
     assert out.startswith("True %s " % etc)
     assert "firewalld is not" in out
-
