@@ -12,20 +12,19 @@ a fragment's.
 
 from __future__ import annotations
 
-_PLATFORM = r"""
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-"""
-
 
 class ModuleDocFragment:  # pylint: disable=too-few-public-methods
+    # plain string literals: ansible-test's yamllint reads them from the source
     DOCUMENTATION = r"""
 attributes:
   check_mode:
     description: Can run in check mode and return the changed status it predicts without changing the target.
   diff_mode:
-    description: Returns what changed (or, in check mode, would change) when run with C(--diff).""" + _PLATFORM
+    description: Returns what changed (or, in check mode, would change) when run with C(--diff).
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+"""
 
     INFO_MODULE = r"""
 attributes:
@@ -34,4 +33,8 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
-    description: Changes nothing, so there is no diff.""" + _PLATFORM
+    description: Changes nothing, so there is no diff.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+"""
