@@ -9,7 +9,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
-from ansible_collections.netdiag.reachability.plugins.plugin_utils import explain as explain_lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import run as explain_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import report as report_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import explain, CAUSES
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import CAUSES
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.run import explain
 
 from ..helpers import fixture
 

@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud.evaluate import security_group_info
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import explain
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.run import explain
 
 from ..module_utils.cloud.test_aws import REGION, eni, ingress
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import explain
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.run import explain
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.report import html_page, markdown, summary_lines
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 

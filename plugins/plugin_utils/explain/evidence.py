@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the explainer gathers for one flow: the observation on the wire (:func:`observed`), what
+the rules and listeners predict (:func:`predicted_wire`), the evidence briefs, and
+:class:`Evidence`, everything the per-case decisions of causes.py read and the finding they build.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts import evaluate
+
+
+# --------------------------------------------------------------------------- observation
+
+def observed(probe, address):
+    probe = probe or {}
+    reply = probe.get("reply") or {}
+    kind = reply.get("kind")
+    sender = reply.get("sender")
+    if sender is None and kind in ("syn-ack", "rst", "udp"):
+        sender = probe.get("address") or address
+    by_target = reply.get("sender_is_target")
+    if by_target is None and sender is not None:
+        by_target = sender == (probe.get("address") or address)
+    return {
+        "state": probe.get("state"),
+        "reason": probe.get("reason"),
+        "reply": kind,
+        "icmp_type": reply.get("icmp_type"),
+        "icmp_code": reply.get("icmp_code"),
+        "icmp_name": reply.get("icmp_name"),
+        "sender": sender,
+        "sender_is_target": by_target,
+        "ttl": reply.get("ttl"),
+        "rtt_ms": probe.get("rtt_ms"),
+        "rate_limited": bool(probe.get("rate_limited")),
+        "engine": probe.get("engine"),
+    }
+
+
+def predicted_wire(verdict, listener_match, protocol):
+    """What the rules + listeners predict a client sees: open | rst | icmp TYPE/CODE | silence."""
+    if verdict is None or verdict.get("verdict") == "indeterminate":
+        return None
+    if verdict["verdict"] == "drop":
+        return "silence"
+    if verdict["verdict"] == "reject":
+        rep = verdict.get("reply") or {}
+        return "rst" if rep.get("kind") == "rst" else "icmp %s/%s" % (rep.get("type"), rep.get("code"))
+    if listener_match is None:
+        return None
+    if listener_match.get("accepted"):
+        return "open"
+    return "rst" if protocol == "tcp" else "icmp 3/3"
+
+
+def wire_text(obs):
+    if obs["reply"] == "syn-ack" or obs["state"] == "open":
+        return "open"
+    if obs["reply"] == "rst":
+        return "rst"
+    if obs["reply"] == "icmp":
+        return "icmp %s/%s" % (obs["icmp_type"], obs["icmp_code"])
+    if obs["reply"] is None:
+        return "silence"
+    return obs["reply"]
+
+
+def brief(verdict):
+    if verdict is None:
+        return None
+    rule = verdict.get("rule") or {}
+    return {"verdict": verdict.get("verdict"), "reply": verdict.get("reply"), "policy": bool(verdict.get("policy")),
+            "rule": {k: rule.get(k) for k in ("backend", "family", "table", "chain", "handle", "line", "text")} if rule else None,
+            "reason": verdict.get("reason"), "nat": verdict.get("nat")}
+
+
+def listener_brief(lst):
+    if not lst:
+        return None
+    return {k: lst.get(k) for k in ("protocol", "address", "port", "scope", "process", "pids")}
+
+
+def path_verdicts(index, flow, packet, trace, dest):
+    """Forward-path verdicts of managed routers the trace went through (or that own the gateway)."""
+    out = []
+    seen = set()
+    for hop in (trace or {}).get("hops") or []:
+        name = index.name_of(hop.get("address"))
+        if not name or name == dest or name == flow.get("source") or name in seen:
+            continue
+        seen.add(name)
+        verdict = evaluate(index, name, packet, "forward")
+        if verdict is not None:
+            out.append({"host": name, "ttl": hop.get("ttl"), "verdict": verdict})
+    return out
+
+
+# --------------------------------------------------------------------------- the gathered evidence
+
+class Evidence(object):
+    """Everything gathered for one flow, handed to the case functions as one object.
+
+    ``flow`` the input flow; ``index`` the :class:`~.facts.HostIndex`; ``obs`` the observation
+    (:func:`observed`); ``dest``/``dest_facts`` the destination host name and its facts;
+    ``dest_verdict``/``src_verdict`` what the destination's input and the source's output rules say
+    (None without facts); ``lmatch`` the listener match (None without listener facts);
+    ``path`` the forward verdicts of managed hops; ``trace`` the trace result; ``cloud`` the
+    cloud verdicts of this flow; ``nat`` the destination's NAT mapping; ``conflicts`` the list of
+    disagreements and ``finding`` the finding being built (both filled in by the case functions).
+    """
+
+    __slots__ = ("flow", "index", "obs", "dest", "dest_facts", "dest_verdict", "lmatch", "src_verdict",
+                 "path", "trace", "cloud", "nat", "conflicts", "finding")
+
+    def __init__(self, flow, index, obs, dest, dest_facts, dest_verdict, lmatch, src_verdict, path, trace, cloud, nat,
+                 conflicts, finding):
+        self.flow = flow
+        self.index = index
+        self.obs = obs
+        self.dest = dest
+        self.dest_facts = dest_facts
+        self.dest_verdict = dest_verdict
+        self.lmatch = lmatch
+        self.src_verdict = src_verdict
+        self.path = path
+        self.trace = trace
+        self.cloud = cloud
+        self.nat = nat
+        self.conflicts = conflicts
+        self.finding = finding

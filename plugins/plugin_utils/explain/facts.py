@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The explainer's view of the saved facts: managed hosts by name and address, and what their
+firewall rules say about a packet (evaluated on the facts, with no network).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather import firewall as fw_info
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules import model as rules_model
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator
+
+
+class HostIndex(object):
+    """Managed hosts by name and by address, with their rulesets compiled once."""
+
+    def __init__(self, hosts):
+        self.hosts = hosts or {}
+        self.by_address = {}
+        for name, facts in self.hosts.items():
+            for addr in _addresses(facts):
+                self.by_address.setdefault(addr, name)
+        self._evaluators = {}
+
+    def name_of(self, address):
+        return self.by_address.get(address)
+
+    def facts(self, name):
+        return self.hosts.get(name) or {}
+
+    def evaluator(self, name):
+        """(Evaluator, error) for a host's firewall facts; (None, None) when none were gathered."""
+        if name in self._evaluators:
+            return self._evaluators[name]
+        fw = self.facts(name).get("firewall")
+        result = (None, None)
+        if fw:
+            ruleset = fw.get("ruleset") if "tables" not in fw else fw
+            if ruleset is not None:
+                try:
+                    result = (Evaluator(rules_model.from_dict(ruleset)), None)
+                except NetdiagError as exc:
+                    result = (None, str(exc))
+        self._evaluators[name] = result
+        return result
+
+
+def _addresses(facts):
+    out = list(facts.get("addresses") or [])
+    for iface in facts.get("interfaces") or []:
+        if iface.get("address") and iface["address"] not in out:
+            out.append(iface["address"])
+    return out
+
+
+def _in_interface(facts, peer):
+    """The interface a packet from ``peer`` arrives on: the one whose subnet holds it, else the
+    default-route interface."""
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return None
+    default = None
+    for iface in facts.get("interfaces") or []:
+        if iface.get("default"):
+            default = iface.get("name")
+        try:
+            net = ipaddress.ip_network("%s/%s" % (iface["address"], iface.get("prefix", 32)), strict=False)
+        except (KeyError, ValueError):
+            continue
+        if ip in net and not net.prefixlen == net.max_prefixlen:
+            return iface.get("name")
+    return default or facts.get("default_interface")
+
+
+def address_family(address):
+    try:
+        return "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
+    except ValueError:
+        raise InputError("invalid address %r in a flow" % (address,))
+
+
+def evaluate(index, host, packet, path):
+    ev, err = index.evaluator(host)
+    if ev is None:
+        return None if err is None else {"verdict": "indeterminate", "reason": "firewall facts of %s: %s" % (host, err)}
+    facts = index.facts(host)
+    pkt = dict(packet)
+    if path in ("input", "forward") and "iif" not in pkt:
+        iif = _in_interface(facts, packet["src"])
+        if iif:
+            pkt["iif"] = iif
+    fw = facts.get("firewall") or {}
+    try:
+        if fw.get("firewalld") or fw.get("ufw"):
+            # firewall_info's own answer: adds the firewalld zone and the ufw rule number or policy
+            facts_fw = dict(fw, local_addresses=fw.get("local_addresses") or _addresses(facts) or None)
+            return fw_info.evaluate_packets(facts_fw, [dict(pkt, path=path)])[0]
+        return ev.evaluate(pkt, path=path, local_addresses=_addresses(facts) or None)
+    except NetdiagError as exc:
+        return {"verdict": "indeterminate", "reason": str(exc)}

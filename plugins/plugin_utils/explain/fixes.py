@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: netdiag.reachability contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Culprits and fixes: which firewall layer (nftables, iptables, firewalld, ufw) made the rule that
+decided, and the smallest change that lets exactly the flow through it.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+_ZONE_RE = re.compile(r"^(?:filter_)?IN_([A-Za-z0-9_.-]+?)(?:_(?:allow|deny|log|pre|post))?$")
+
+
+def _firewalld_zone(origin, fw_facts):
+    if not origin:
+        return None
+    m = _ZONE_RE.match(origin.get("chain") or "")
+    if m and (origin.get("table") == "firewalld" or (origin.get("backend") or "").startswith("iptables")):
+        return m.group(1)
+    return None
+
+
+def _is_firewalld(origin, fw_facts):
+    """firewalld made this rule: its own nft table, or its iptables-backend zone chains."""
+    if origin and origin.get("table") == "firewalld":
+        return True
+    layers = (fw_facts or {}).get("layers") or {}
+    fwd = layers.get("firewalld") if isinstance(layers, dict) else None
+    if isinstance(fwd, dict) and fwd.get("active") is False:
+        return False
+    return _firewalld_zone(origin, fw_facts) is not None
+
+
+def _firewalld_decided(origin, fw_facts):
+    """The zone answer names the culprit only when firewalld runs and its own rules decided: a
+    host with firewalld installed but stopped (zone files on disk) is decided by whatever else
+    is loaded (iptables, nftables), and that is the culprit."""
+    fwd = (fw_facts or {}).get("firewalld") or {}
+    if not fwd.get("running"):
+        return False
+    if origin.get("table") == "firewalld":
+        return True
+    if _firewalld_zone(origin, fw_facts) is not None:
+        return True
+    # iptables backend: firewalld's own INPUT chain ends in its catch-all reject
+    return fwd.get("backend") == "iptables" and (origin.get("backend") or "").startswith("iptables") \
+        and (origin.get("chain") or "") == "INPUT" and not _is_ufw(origin, fw_facts)
+
+
+def _ruleset_of(fw_facts):
+    fw_facts = fw_facts or {}
+    return fw_facts.get("ruleset") if "tables" not in fw_facts else fw_facts
+
+
+def _is_ufw(origin, fw_facts):
+    """ufw made this rule, or the decision is the policy of a chain ufw hooks into."""
+    if origin and (origin.get("chain") or "").startswith("ufw"):
+        return True
+    if not origin or not (origin.get("backend") or "").startswith("iptables"):
+        return False
+    for table in (_ruleset_of(fw_facts) or {}).get("tables", []):
+        if table.get("name") == origin.get("table") and table.get("family") == origin.get("family"):
+            return any((c.get("name") or "").startswith("ufw-") for c in table.get("chains", []))
+    return False
+
+
+def culprit_rule(host, verdict, fw_facts=None):
+    if verdict is None:
+        return None
+    rule = verdict.get("rule")
+    out = {"kind": "firewall", "host": host, "verdict": verdict.get("verdict"),
+           "policy": bool(verdict.get("policy")), "reply": verdict.get("reply")}
+    if rule:
+        out.update({"backend": rule.get("backend"), "family": rule.get("family"), "table": rule.get("table"),
+                    "chain": rule.get("chain"), "handle": rule.get("handle"), "line": rule.get("line"),
+                    "text": rule.get("text")})
+    elif verdict.get("chain"):
+        ch = verdict["chain"]
+        out.update({"backend": ch.get("backend"), "family": ch.get("family"), "table": ch.get("table"),
+                    "chain": ch.get("chain"), "text": "policy %s of chain %s" % (verdict.get("verdict"), ch.get("chain"))})
+    out["reason"] = verdict.get("reason")
+    ufw_answer = verdict.get("ufw") or {}
+    zone_answer = verdict.get("firewalld") or {}
+    if ufw_answer.get("by") in ("rule", "default"):
+        out["layer"] = "ufw"
+        out["ufw"] = {k: ufw_answer.get(k) for k in ("by", "rule", "rule_text", "action", "default_policy", "text")}
+        if ufw_answer.get("by") == "rule":
+            out["text"] = "ufw rule %s: %s" % (ufw_answer.get("rule"), ufw_answer.get("rule_text") or out.get("text"))
+        else:
+            out["text"] = "ufw default incoming policy: %s (%s)" % (ufw_answer.get("default_policy"), out.get("text"))
+    elif zone_answer.get("zone") and not zone_answer.get("error") and _firewalld_decided(out, fw_facts):
+        out["layer"] = "firewalld"
+        out["zone"] = zone_answer.get("zone")
+        out["zone_from"] = zone_answer.get("zone_from")
+        out["zone_reason"] = zone_answer.get("zone_reason")
+        out["zone_target"] = zone_answer.get("target")
+        out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (
+            out["zone"], zone_answer.get("zone_reason") or "zone from %s" % zone_answer.get("zone_from"), out.get("text"))
+        if zone_answer.get("agrees_with_ruleset") is False:
+            out["zone_disagreement"] = zone_answer.get("disagreement")
+    elif fw_facts is not None and _is_ufw(out, fw_facts):
+        out["layer"] = "ufw"
+        if out.get("policy"):
+            what = "deny" if verdict.get("verdict") == "drop" else "reject"
+            out["text"] = "ufw default incoming policy: %s (%s)" % (what, out.get("text"))
+    elif fw_facts is not None and _is_firewalld(out, fw_facts):
+        out["layer"] = "firewalld"
+        out["zone"] = _firewalld_zone(out, fw_facts)
+    return out
+
+
+def _rule_position(index, host, origin):
+    """1-based position of an iptables rule within its chain (for ``iptables -I CHAIN N``)."""
+    ruleset = _ruleset_of(index.facts(host).get("firewall"))
+    for table in (ruleset or {}).get("tables", []):
+        if table.get("name") != origin.get("table") or table.get("backend") != origin.get("backend"):
+            continue
+        for chain in table.get("chains", []):
+            if chain.get("name") != origin.get("chain"):
+                continue
+            for pos, rule in enumerate(chain.get("rules", []), 1):
+                if (rule.get("origin") or {}).get("line") == origin.get("line"):
+                    return pos
+    return None
+
+
+def firewall_fix(index, host, culprit, flow, path):
+    """The smallest change that lets exactly this flow through the culprit's layer."""
+    port, proto = flow["port"], flow["protocol"]
+    spec = "%s/%s" % (port, proto)
+    fw_facts = index.facts(host).get("firewall") or {}
+    origin = {k: culprit.get(k) for k in ("backend", "family", "table", "chain", "handle", "line", "text")}
+    if culprit.get("layer") == "firewalld" or (_is_firewalld(origin, fw_facts) and not _is_ufw(origin, fw_facts)):
+        zone = culprit.get("zone") or _firewalld_zone(origin, fw_facts) or "public"
+        cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec),
+                "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
+        return {"summary": "open %s in firewalld zone %s on %s (runtime and permanent)" % (spec, zone, host),
+                "commands": [{"host": host, "command": c} for c in cmds], "manual": False,
+                "open_ports": {"host": host, "backend": "firewalld", "zone": zone, "ports": [spec]}}
+    if culprit.get("layer") == "ufw" or _is_ufw(origin, fw_facts):
+        cmd = "ufw allow from %s to any port %s proto %s" % (flow["source_address"], port, proto) \
+            if flow.get("source_address") else "ufw allow %s" % spec
+        return {"summary": "allow %s in ufw on %s" % (spec, host), "commands": [{"host": host, "command": cmd}],
+                "manual": False, "open_ports": {"host": host, "backend": "ufw", "ports": [spec],
+                                                "source": flow.get("source_address")}}
+    backend = origin.get("backend") or ""
+    match_dst = " ip daddr %s" % flow["address"] if path == "forward" else ""
+    if backend == "nftables":
+        fam, table, chain = origin.get("family"), origin.get("table"), origin.get("chain")
+        if origin.get("handle") is not None and not culprit.get("policy"):
+            cmd = "nft insert rule %s %s %s position %s%s %s dport %s accept" % (
+                fam, table, chain, origin["handle"], match_dst, proto, port)
+        else:
+            cmd = "nft add rule %s %s %s%s %s dport %s accept" % (fam, table, chain, match_dst, proto, port)
+        return {"summary": "accept %s before the rule that blocks it (%s %s %s) on %s" % (spec, fam, table, chain, host),
+                "commands": [{"host": host, "command": cmd}], "manual": False,
+                "open_ports": {"host": host, "backend": "nftables", "ports": [spec], "family": fam, "table": table,
+                               "chain": chain, "before_handle": origin.get("handle")}}
+    if backend.startswith("iptables"):
+        tool = "iptables-legacy" if backend == "iptables-legacy" else "iptables"
+        if origin.get("family") in ("ip6", "ipv6"):
+            tool = tool.replace("iptables", "ip6tables")
+        pos = _rule_position(index, host, origin) if not culprit.get("policy") else None
+        where = "%s %d" % (origin.get("chain"), pos) if pos else "%s" % origin.get("chain")
+        dst = " -d %s" % flow["address"] if path == "forward" else ""
+        cmd = "%s -t %s -I %s%s -p %s --dport %s -j ACCEPT" % (tool, origin.get("table") or "filter", where, dst, proto, port)
+        return {"summary": "accept %s before the rule that blocks it (%s chain %s) on %s" % (spec, tool, origin.get("chain"), host),
+                "commands": [{"host": host, "command": cmd}], "manual": False,
+                "open_ports": {"host": host, "backend": backend, "ports": [spec], "table": origin.get("table"),
+                               "chain": origin.get("chain"), "position": pos}}
+    return {"summary": "allow %s on %s (the blocking layer is not one the collection can change)" % (spec, host),
+            "commands": [], "manual": True, "open_ports": None}
+
+
+def manual(summary, host=None, commands=()):
+    return {"summary": summary, "commands": [{"host": host, "command": c} for c in commands], "manual": True,
+            "open_ports": None}
