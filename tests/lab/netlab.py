@@ -154,9 +154,10 @@ def validate(topo):
         seen.add(name)
         if host.get("network") not in nets:
             raise LabError("host %s: unknown network %r" % (name, host.get("network")))
-        addr = _addr_in_lab(host.get("address"), "host %s address" % name)
-        if addr not in nets[host["network"]]:
-            raise LabError("host %s: address %s is not in network %s" % (name, addr, host["network"]))
+        for value in [host.get("address")] + list(host.get("extra_addresses", [])):
+            addr = _addr_in_lab(value, "host %s address" % name)
+            if addr not in nets[host["network"]]:
+                raise LabError("host %s: address %s is not in network %s" % (name, addr, host["network"]))
         fw = host.get("firewall") or {"kind": "none"}
         if fw.get("kind") not in ("none", "nftables", "iptables", "firewalld", "ufw"):
             raise LabError("host %s: unknown firewall kind %r" % (name, fw.get("kind")))
@@ -370,8 +371,12 @@ def _build(topo, state):
         nsx(rns, ["ip", "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", ns])
         nsx(rns, ["ip", "link", "set", peer, "master", "br-" + net["name"], "up"])
         nsx(ns, ["ip", "addr", "add", "%s/%d" % (host["address"], plen_h), "dev", "eth0"])
+        for extra in host.get("extra_addresses", []):
+            nsx(ns, ["ip", "addr", "add", "%s/%d" % (extra, plen_h), "dev", "eth0"])
         nsx(ns, ["ip", "link", "set", "eth0", "up"])
         nsx(ns, ["ip", "route", "add", "default", "via", net["gateway"]])
+        for route in host.get("routes", []):
+            nsx(ns, ["ip", "route", "add"] + route.split())
         for k, v in (host.get("sysctls") or {}).items():
             nsx(ns, ["sysctl", "-qw", "%s=%s" % (k, v)])
 
@@ -452,6 +457,10 @@ def _write_overlays(topo):
             with open(conf, "w") as fh:
                 fh.write(text)
             os.makedirs(os.path.join(dst, "zones"), exist_ok=True)
+            os.makedirs(os.path.join(dst, "ipsets"), exist_ok=True)
+            for ipset, entries in (fw.get("ipsets") or {}).items():
+                with open(os.path.join(dst, "ipsets", ipset + ".xml"), "w") as fh:
+                    fh.write(_ipset_xml(entries))
             for zone, spec in (fw.get("zones") or {}).items():
                 with open(os.path.join(dst, "zones", zone + ".xml"), "w") as fh:
                     fh.write(_zone_xml(zone, spec or {}))
@@ -497,14 +506,46 @@ def _zone_xml(zone, spec):
         lines.append("  <interface name=%s/>" % quoteattr(iface))
     for src in spec.get("sources", []):
         lines.append("  <source address=%s/>" % quoteattr(src))
+    for ipset in spec.get("ipset_sources", []):
+        lines.append("  <source ipset=%s/>" % quoteattr(ipset))
     for svc in spec.get("services", []):
         lines.append("  <service name=%s/>" % quoteattr(svc))
     for port in spec.get("ports", []):
         p, dummy, proto = str(port).partition("/")
         # attribute order as firewalld writes it, so a rewrite by firewalld changes nothing
         lines.append("  <port port=%s protocol=%s/>" % (quoteattr(p), quoteattr(proto or "tcp")))
+    for rich in spec.get("rich_rules", []):
+        lines.append(_rich_rule_xml(rich))
     lines.append("  <forward/>")
     lines.append("</zone>")
+    return "\n".join(lines) + "\n"
+
+
+def _rich_rule_xml(rich):
+    """A rich rule: {family, priority, source, port, protocol, action: accept|drop|reject, reject_with}."""
+    from xml.sax.saxutils import quoteattr
+    attrs = ' family=%s' % quoteattr(rich.get("family", "ipv4"))
+    if rich.get("priority") is not None:
+        attrs += ' priority=%s' % quoteattr(str(rich["priority"]))
+    out = ["  <rule%s>" % attrs]
+    if rich.get("source"):
+        out.append("    <source address=%s/>" % quoteattr(rich["source"]))
+    if rich.get("port"):
+        out.append("    <port port=%s protocol=%s/>" % (quoteattr(str(rich["port"])), quoteattr(rich.get("protocol", "tcp"))))
+    action = rich.get("action", "reject")
+    if action == "reject" and rich.get("reject_with"):
+        out.append("    <reject type=%s/>" % quoteattr(rich["reject_with"]))
+    else:
+        out.append("    <%s/>" % action)
+    out.append("  </rule>")
+    return "\n".join(out)
+
+
+def _ipset_xml(entries):
+    from xml.sax.saxutils import escape
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', '<ipset type="hash:ip">']
+    lines += ["  <entry>%s</entry>" % escape(e) for e in entries]
+    lines.append("</ipset>")
     return "\n".join(lines) + "\n"
 
 
