@@ -271,6 +271,19 @@ sysctls:
     net.ipv4.conf.eth0.rp_filter: 2
     net.ipv4.ip_forward: 0
     net.ipv6.bindv6only: 0
+routes:
+  description:
+    - The host's routes (table main, IPv4 and IPv6), read with C(ip -j route); without C(ip), the IPv4
+      routes of C(/proc/net/route). The explainer uses them to find the next hop of a flow and to see a
+      host discard a packet or its reply (a V(blackhole), V(unreachable) or V(prohibit) route).
+    - A warning says when policy routing rules besides the defaults exist (the routes of table main may
+      then not be the ones used). Null when no routes could be read.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {family: ipv4, dst: 0.0.0.0/0, type: unicast, gateway: 10.200.2.1, dev: eth0, metric: 0}
+    - {family: ipv4, dst: 10.200.1.10/32, type: blackhole, gateway: null, dev: null, metric: 0}
 counters:
   description:
     - Counters since boot from C(/proc/net/netstat), C(snmp) and C(snmp6), named as C(nstat)

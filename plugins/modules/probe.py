@@ -97,6 +97,14 @@ options:
         the re-probes (the silent ports are then marked RV(results[].rate_limited)).
     type: float
     default: 2.0
+  unreachable_wait:
+    description:
+      - Seconds after its first send a silent probe still takes a late reply (raw engine). A router
+        that cannot find an absent host on its own subnet answers ICMP host-unreachable only when
+        neighbour discovery gives up, about 3 s after the first packet on Linux, later than O(timeout).
+        The wait is spent once per call and only when some probe is silent; V(0) disables it.
+    type: float
+    default: 3.5
   app_check:
     description:
       - "For open TCP ports, also check the application: V(banner) reads what the server says first,
@@ -272,6 +280,14 @@ results:
           type: int
           returned: when a reply came
           sample: 64
+        local_errno:
+          description:
+            - When RV(results[].reply.sender) is V(local), the error this host's own stack gave the send
+              (V(EPERM) or V(EACCES)- an output firewall rule; V(ENETUNREACH) or V(EHOSTUNREACH)- no route).
+              The ICMP type and code stand for it; no packet left the host.
+          type: str
+          returned: when the sender is local
+          sample: EPERM
     rtt_ms:
       description: Round-trip time of the attempt that was answered, milliseconds; null without reply.
       type: float
@@ -353,6 +369,7 @@ def main():
         max_probes=dict(type="int", default=10000),
         rate_limit_interval=dict(type="float", default=1.0),
         rate_limit_budget=dict(type="float", default=2.0),
+        unreachable_wait=dict(type="float", default=3.5),
         app_check=dict(type="str", default="none", choices=["none", "banner", "http"]),
         app_timeout=dict(type="float", default=2.0),
     ), _probe)

@@ -141,6 +141,8 @@ def host_facts(hv):
     if lst and not lst.get("failed") and not lst.get("skipped"):
         facts["listeners"] = lst.get("listeners")
         facts["sysctls"] = lst.get("sysctls")
+        if lst.get("routes") is not None:
+            facts["routes"] = lst.get("routes")
     fw = hv.get("reachability_firewall") or {}
     if fw and not fw.get("failed") and not fw.get("skipped"):
         facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "local_addresses",

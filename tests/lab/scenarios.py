@@ -63,6 +63,8 @@ DEST_FW = [
 LISTENER = [("listen_any", 6), ("listen_none", 3), ("listen_loopback", 2), ("listen_other_address", 2)]
 SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("reply_blackholed", 1)]
 
+CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall", "path_block",
+          "nat", "host_down", "no_route", "unknown")
 FAULTS = dict((n, lay) for lay, entries in (("egress", EGRESS), ("path", PATH), ("dest_fw", DEST_FW),
                                               ("listener", LISTENER), ("special", SPECIAL)) for n, w in entries)
 # faults of the destination's firewall that let the probe's packet through
@@ -272,6 +274,7 @@ def _dest_firewall(rng, host, sc, kind):
             fw["zones"]["internal"] = {"sources": [str(FRONT)], "services": ["ssh"], "ports": [spec]}
             return None
         if kind == "fwd_ipset_zone":
+            fw["backend"] = "nftables"  # the iptables backend needs the ipset tool and kernel module
             fw["ipsets"] = {"scnclients": [sc.source_address]}
             fw["zones"]["public"] = {"services": ["ssh"], "ports": [spec]}
             fw["zones"]["work"] = {"ipset_sources": ["scnclients"], "services": ["ssh"]}
@@ -346,8 +349,8 @@ def _special(rng, topo, sc, kind, router_managed):
         host = _dest_host(topo, sc)
         host["listeners"].append({"proto": "tcp", "port": sc.port})
         host["routes"] = ["blackhole %s/32" % sc.source_address]
-        sc.expect = {"cause": "unknown", "host": sc.dest}
-        sc.unknown_ok = True
+        # the destination's own routes (gathered) discard the reply: decidable
+        sc.expect = {"cause": "no_route", "host": sc.dest}
         sc.note = "the destination's own routing discards the reply: no firewall layer explains it"
         return
     raise ValueError(kind)
@@ -382,7 +385,8 @@ def _judge_one(s, f):
     exp = s["expect"]
     cause = f.get("cause")
     c, ctext = _culprit_names(f)
-    fix_text = json.dumps(f.get("fix") or {})
+    fix = f.get("fix") or {}
+    fix_text = json.dumps([fix.get("commands"), fix.get("open_ports")])
     if cause == "unknown":
         if exp["cause"] == "unknown" or s["unknown_ok"]:
             return "unknown_ok", c.get("text") or ""

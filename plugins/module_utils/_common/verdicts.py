@@ -14,7 +14,9 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.icmp 
 
 STATES = ("open", "closed", "filtered", "open|filtered", "unreachable")
 CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall",
-          "path_block", "security_group", "nat", "listen_backlog_full", "host_down", "unknown")
+          "path_block", "security_group", "nat", "listen_backlog_full", "host_down", "no_route", "unknown")
+# the evidence hierarchy (docs/verdicts.md): strongest first; a finding's ``decided_by`` is one of these
+EVIDENCE_RANKS = ("wire", "kernel", "ruleset", "config", "inference")
 # what probe and trace send
 PROBE_PROTOCOLS = ("tcp", "udp", "icmp")
 REPORT_SCHEMA = "netdiag.reachability/report"

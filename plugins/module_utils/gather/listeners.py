@@ -40,6 +40,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports
     parse_port,
     parse_port_range,
 )
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.routes import read_routes
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.procfs import (
     PROC_NET_TABLES, address_scope, is_listening, parse_proc_net, read_counters, read_file, read_sysctls)
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.processes import (
@@ -207,4 +208,7 @@ def gather(root="/", ports=None, protocols=PROTOCOLS, include_process=True, diag
                             include_process=include_process, diag=diag)
     result["sysctls"] = read_sysctls(root)
     result["counters"] = read_counters(root)
+    routes = read_routes(root)
+    result["routes"] = routes["routes"]
+    result["warnings"] = list(result.get("warnings") or []) + routes["warnings"]
     return result

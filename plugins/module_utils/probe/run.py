@@ -40,7 +40,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.app_check import app_check
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_connect import ConnectEngine, check_ping_socket
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_raw import RawEngine, raw_available
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import Probe, _icmp_error, _RttStats, run_pass, settle_rate_limited
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import Probe, _icmp_error, _RttStats, run_pass, settle_rate_limited, wait_late_replies
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.targets import expand_targets, normalize_options
 
 
@@ -95,6 +95,8 @@ def probe(targets, **options):
                 if _icmp_error(p):
                     last_icmp[p.address] = now
             settle_rate_limited(engine, group, opts, rtt, last_icmp)
+            if name == "raw":
+                wait_late_replies(engine, group, opts["unreachable_wait"])
         finally:
             engine.close()
     if opts["app_check"] != "none":

@@ -36,6 +36,7 @@ class Probe(object):
         self.protocol = desc["protocol"]
         self.attempts = 0
         self.sent_at = None
+        self.first_sent = None
         self.deadline = None
         self.reply = None
         self.rtt = None
@@ -74,6 +75,8 @@ class Probe(object):
                 "sender_is_target": self.reply["sender_is_target"],
                 "ttl": self.reply["ttl"],
             }
+            if self.reply.get("local_errno"):
+                reply["local_errno"] = self.reply["local_errno"]
         out = {
             "target": self.target,
             "address": self.address,
@@ -135,6 +138,8 @@ def run_pass(engine, probes, opts, rtt, retries):
                 continue
             probe.attempts += 1
             probe.sent_at = now
+            if probe.first_sent is None:
+                probe.first_sent = now
             probe.deadline = now + rtt.timeout(probe.address)
             try:
                 engine.send(probe)
@@ -178,6 +183,27 @@ def run_pass(engine, probes, opts, rtt, retries):
         for probe, reply in engine.receive(key):
             if probe.reply is None:
                 probe.record(reply, time.monotonic())
+
+
+def wait_late_replies(engine, probes, wait):
+    """Keep listening for replies to the silent probes until ``wait`` seconds after each one's
+    first send.  A router that cannot resolve the next hop's address (an absent host on its
+    connected subnet) answers only when neighbour discovery gives up: Linux sends ICMP
+    host-unreachable about 3 s after the first packet (3 solicitations, 1 s apart), later than
+    a probe's timeout.  Only the raw engine still matches replies of finished probes."""
+    silent = [p for p in probes if p.reply is None and p.first_sent is not None]
+    if not silent or wait <= 0:
+        return
+    until = max(p.first_sent for p in silent) + wait
+    sel = engine.selector
+    while any(p.reply is None for p in silent):
+        timeout = until - time.monotonic()
+        if timeout <= 0:
+            break
+        for key, _mask in sel.select(timeout):
+            for probe, reply in engine.receive(key):
+                if probe.reply is None:
+                    probe.record(reply, time.monotonic())
 
 
 def _icmp_error(probe):

@@ -26,6 +26,7 @@ DEFAULTS = {
     "max_probes": 10000,     # targets x ports per call
     "rate_limit_interval": 1.0,  # Linux net.ipv4.icmp_ratelimit default (1000 ms)
     "rate_limit_budget": 2.0,    # seconds spent re-probing possibly rate-limited ports
+    "unreachable_wait": 3.5,     # seconds after its first send a silent probe still takes a late ICMP error
     "app_check": "none",
     "app_timeout": 2.0,
     "engine": "auto",
@@ -65,6 +66,7 @@ def normalize_options(options=None):
     opts["max_probes"] = _number(opts["max_probes"], "max_probes", 1, 1000000, integer=True)
     opts["rate_limit_interval"] = _number(opts["rate_limit_interval"], "rate_limit_interval", 0.01, 60)
     opts["rate_limit_budget"] = _number(opts["rate_limit_budget"], "rate_limit_budget", 0, 3600)
+    opts["unreachable_wait"] = _number(opts["unreachable_wait"], "unreachable_wait", 0, 60)
     opts["app_timeout"] = _number(opts["app_timeout"], "app_timeout", 0.01, 300)
     for key, allowed in (("engine", ENGINES), ("app_check", APP_CHECKS), ("family", ("auto", "ipv4", "ipv6"))):
         if opts[key] not in allowed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import CAUSES
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.routes import DISCARDING, lookup
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts import address_family, evaluate
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.evidence import (
@@ -33,7 +34,7 @@ def explain_flow(flow, index):
               "dst": address, "sport": EPHEMERAL_SPORT, "dport": port}
     evidence = {"observed": obs}
     conflicts = []
-    finding = {"cause": "unknown", "culprit": None, "fix": None}
+    finding = {"cause": "unknown", "culprit": None, "fix": None, "decided_by": None, "candidates": []}
 
     # What the destination's own layers say
     dest_facts = index.facts(dest) if dest else {}
@@ -80,10 +81,14 @@ def explain_flow(flow, index):
     state = obs["state"]
     if state == "open":
         finding["cause"] = "ok"
+        finding["decided_by"] = "wire"
         if lmatch and lmatch.get("cause") == "listen_backlog_full":
             evidence["note"] = lmatch["reason"]
+    elif obs["sender"] == "local":
+        _refused_locally(ev)
     elif state == "unreachable":
         finding["cause"] = "host_down"
+        finding["decided_by"] = "wire"
         finding["culprit"] = {"kind": "hop", "address": obs["sender"], "reply": obs["icmp_name"],
                               "text": "%s answers %s for %s" % (obs["sender"], obs["icmp_name"], address)}
         finding["fix"] = manual("check that %s is up and routed (%s says %s)" % (address, obs["sender"], obs["icmp_name"]))
@@ -100,13 +105,16 @@ def explain_flow(flow, index):
     predicted = predicted_wire(dest_verdict, lmatch, proto) if not nat else None
     wire = wire_text(obs)
     if predicted and predicted != wire and not (obs["rate_limited"] and wire == "silence") \
-            and finding["cause"] not in ("path_block", "source_firewall", "security_group", "host_down"):
+            and finding["cause"] not in ("path_block", "source_firewall", "security_group", "host_down", "no_route"):
         if not (proto == "udp" and wire == "silence" and predicted == "open"):
             conflicts.append("the rules and listeners of %s predict %s, the wire shows %s" % (dest, predicted, wire))
     cloud_denied = [c for c in cloud if c.get("verdict") in ("drop", "deny", "reject")]
     if state == "open" and cloud_denied:
         conflicts.append("the cloud layers deny it (%s), yet the wire shows it open: the probe's path may not cross "
                          "them, or the rules read are not the ones in force" % cloud_denied[0].get("reason"))
+    for c in (finding.get("culprit") or {}).pop("conflicts", None) or []:
+        if c not in conflicts:
+            conflicts.append(c)
     outcome = "open" if state == "open" else "closed"
     finding.update({
         "source": src_name, "source_address": src_addr, "destination": dest, "address": address,
@@ -122,9 +130,42 @@ def explain_flow(flow, index):
 
 # --------------------------------------------------------------------------- one function per answer on the wire
 
+def _refused_locally(ev):
+    """The source's own stack refused the send: no packet left it.  That is wire-level evidence
+    about the source (never a hop): an output rule (EPERM/EACCES) or no route."""
+    finding, index, flow, obs, src_verdict = ev.finding, ev.index, ev.flow, ev.obs, ev.src_verdict
+    src = flow.get("source")
+    err = obs.get("local_errno") or ("ENETUNREACH" if obs["icmp_code"] == 0 else
+                                     "EHOSTUNREACH" if obs["icmp_code"] == 1 else "EPERM")
+    finding["decided_by"] = "wire"
+    spec = "%s/%s" % (flow["port"], flow["protocol"])
+    if err in ("ENETUNREACH", "EHOSTUNREACH"):
+        finding["cause"] = "no_route"
+        finding["culprit"] = {"kind": "route", "host": src, "text": "%s has no route to %s: the send failed with %s"
+                              % (src or "the source", flow["address"], err)}
+        finding["fix"] = manual("add a route to %s on %s (ip route get %s shows none)" % (
+            flow["address"], src or "the source", flow["address"]), src)
+        return
+    finding["cause"] = "source_firewall"
+    if src_verdict is not None and src_verdict.get("verdict") in ("drop", "reject"):
+        rule = culprit_rule(src, src_verdict, index.facts(src).get("firewall") or {})
+        finding["culprit"] = rule
+        finding["fix"] = firewall_fix(index, src, rule, flow, "output")
+        return
+    finding["culprit"] = {"kind": "firewall", "host": src, "text": "%s refused to send %s to %s (%s): an output "
+                          "firewall rule on %s" % (src or "the source", spec, flow["address"], err, src or "the source")}
+    finding["fix"] = manual("find the output rule on %s that refuses %s to %s" % (src or "the source", spec, flow["address"]), src)
+    if src_verdict is None:
+        ev.conflicts.append("no firewall facts from %s: the refusing rule cannot be named" % (src or "the source"))
+    else:
+        ev.conflicts.append("the rules of %s as read say %s (%s), yet its stack refused the send (%s); the wire is "
+                            "followed" % (src, src_verdict.get("verdict"), src_verdict.get("reason"), err))
+
+
 def _path_block_by_reject(ev):
     finding, index, flow, obs, trace, path = ev.finding, ev.index, ev.flow, ev.obs, ev.trace, ev.path
     finding["cause"] = "path_block"
+    finding["decided_by"] = "wire"
     hop_name = index.name_of(obs["sender"])
     ttl = None
     if trace and trace.get("blocking_hop"):
@@ -151,6 +192,7 @@ def _icmp_from_target(ev):
     proto = flow["protocol"]
     port_unreach = (obs["icmp_type"], obs["icmp_code"]) in ((3, 3), (1, 4))
     rejected_by_rules = dest_verdict is not None and dest_verdict.get("verdict") == "reject"
+    finding["decided_by"] = "wire"
     if proto == "udp" and port_unreach and not rejected_by_rules:
         # the kernel answers a closed UDP port with 3/3 itself
         _listener_cause(ev, default="no_listener")
@@ -202,6 +244,7 @@ def _reset(ev):
     if dest_verdict is not None and dest_verdict.get("verdict") == "reject" and \
             (dest_verdict.get("reply") or {}).get("kind") == "rst":
         finding["cause"] = "host_firewall"
+        finding["decided_by"] = "ruleset"
         rule = culprit_rule(dest, dest_verdict, index.facts(dest).get("firewall") or {})
         finding["culprit"] = rule
         finding["fix"] = firewall_fix(index, dest, rule, flow, "input")
@@ -209,7 +252,63 @@ def _reset(ev):
     if ev.nat:
         _nat(ev)
         return
+    if ev.dest is None or ev.dest not in ev.index.hosts:
+        if _forwarded_reply(ev):
+            return
+    finding["decided_by"] = "wire"
     _listener_cause(ev, default="no_listener")
+
+
+def _forwarded_reply(ev):
+    """A reply from the probed address itself whose TTL shows it came from further away than that
+    address is: a port mapping on a device we do not manage forwards it.  Inference only, so the
+    cause stays unknown; the finding says what it likely is and what would decide."""
+    finding, flow, obs, index = ev.finding, ev.flow, ev.obs, ev.index
+    ttl = obs.get("ttl")
+    if not ttl or not obs.get("sender_is_target"):
+        return False
+    initial = min(t for t in (64, 128, 255) if t >= ttl)
+    hops = initial - ttl
+    expected = _hops_to(index, flow)
+    if expected is None or hops <= expected:
+        return False
+    finding["cause"] = "unknown"
+    finding["decided_by"] = "inference"
+    finding["culprit"] = {"kind": "nat", "address": flow["address"], "likely": True,
+                          "text": "likely forwarded: %s answered %s/%s with a reset whose TTL %d says it came %d hop%s "
+                                  "from further away than %s is (%d hop%s): a port mapping on %s sends it to a host "
+                                  "where nothing listens" % (
+                                      flow["address"], flow["port"], flow["protocol"], ttl, hops - expected,
+                                      "" if hops - expected == 1 else "s", flow["address"], expected,
+                                      "" if expected == 1 else "s", flow["address"])}
+    finding["candidates"] = [
+        {"cause": "nat", "address": flow["address"],
+         "why": "the reply's TTL shows it was forwarded", "decide": "add the device that owns %s to the inventory "
+         "(its DNAT rules and the inside host's listeners decide)" % flow["address"]},
+        {"cause": "no_listener", "address": flow["address"],
+         "why": "a reset says nothing accepted the connection", "decide": "the same"}]
+    finding["fix"] = manual("check the port mapping %s:%s on the device that owns %s" % (
+        flow["address"], flow["port"], flow["address"]))
+    return True
+
+
+def _hops_to(index, flow):
+    """Routers between the flow's source and its address, from the source's own interfaces: 0 when
+    the address is on one of the source's subnets, None when the facts cannot say."""
+    import ipaddress
+    src_facts = index.facts(flow.get("source")) if flow.get("source") else {}
+    try:
+        addr = ipaddress.ip_address(flow["address"])
+    except ValueError:
+        return None
+    for iface in src_facts.get("interfaces") or []:
+        try:
+            net = ipaddress.ip_network("%s/%s" % (iface["address"], iface.get("prefix", 32)), strict=False)
+        except (KeyError, ValueError):
+            continue
+        if addr in net and net.prefixlen < net.max_prefixlen:
+            return 0
+    return None
 
 
 def _nat(ev):
@@ -219,6 +318,7 @@ def _nat(ev):
     rule = nat.get("rule") or {}
     text = "%s:%s is mapped to %s:%s by %s" % (flow["address"], flow["port"], inside_addr, inside_port, rule.get("text"))
     finding["cause"] = "nat"
+    finding["decided_by"] = "ruleset"
     culprit = {"kind": "nat", "host": dest, "backend": rule.get("backend"), "table": rule.get("table"),
                "chain": rule.get("chain"), "handle": rule.get("handle"), "text": rule.get("text"),
                "maps_to": {"address": inside_addr, "port": inside_port, "host": inside}}
@@ -246,16 +346,17 @@ def _silence(ev):
         conflicts.append("the probe could not tell silence from a rate-limited ICMP reject (rate_limited)")
     if src_verdict is not None and src_verdict.get("verdict") in ("drop", "reject"):
         finding["cause"] = "source_firewall"
+        finding["decided_by"] = "ruleset"
         rule = culprit_rule(flow.get("source"), src_verdict, index.facts(flow.get("source")).get("firewall") or {})
         finding["culprit"] = rule
-        finding["fix"] = manual("allow outgoing %s/%s to %s on %s: %s" % (
-            flow["port"], proto, flow["address"], flow.get("source"), (rule or {}).get("text")), flow.get("source"))
+        finding["fix"] = firewall_fix(index, flow.get("source"), rule, flow, "output")
         return
     for p in path:
         if p["verdict"].get("verdict") in ("drop", "reject"):
             finding["cause"] = "path_block"
+            finding["decided_by"] = "ruleset"
             rule = culprit_rule(p["host"], p["verdict"], index.facts(p["host"]).get("firewall") or {})
-            hop_addr = None
+            hop_addr = p.get("address")
             for h in (trace or {}).get("hops") or []:
                 if index.name_of(h.get("address")) == p["host"]:
                     hop_addr = h.get("address")
@@ -271,6 +372,7 @@ def _silence(ev):
     denied = [c for c in cloud if c.get("verdict") in ("drop", "deny", "reject")]
     if denied:
         finding["cause"] = "security_group"
+        finding["decided_by"] = "ruleset"
         finding["culprit"] = cloud_culprit(denied[0])
         finding["fix"] = cloud_fix(denied[0], flow)
         if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
@@ -279,12 +381,14 @@ def _silence(ev):
         return
     if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
         finding["cause"] = "host_firewall"
+        finding["decided_by"] = "ruleset"
         rule = culprit_rule(dest, dest_verdict, index.facts(dest).get("firewall") or {})
         finding["culprit"] = rule
         finding["fix"] = firewall_fix(index, dest, rule, flow, "input")
         return
     if lmatch and lmatch.get("cause") == "listen_backlog_full":
         finding["cause"] = "listen_backlog_full"
+        finding["decided_by"] = "ruleset"
         finding["culprit"] = {"kind": "listener", "host": dest, "listener": listener_brief(lmatch.get("listener")),
                               "text": lmatch.get("reason")}
         finding["fix"] = manual("the service on %s does not accept() fast enough: raise its backlog "
@@ -296,16 +400,12 @@ def _silence(ev):
         finding["culprit"] = {"kind": "listener", "host": dest, "listener": listener_brief(lmatch.get("listener")),
                               "text": "the datagram is accepted by %s, but the service did not answer the probe" % dest}
         return
-    if trace and trace.get("verdict") == "silent_after_hop" and dest_verdict is not None \
-            and dest_verdict.get("verdict") == "accept":
-        hop = trace.get("blocking_hop") or {}
-        finding["cause"] = "path_block"
-        finding["culprit"] = {"kind": "hop", "address": hop.get("address"), "ttl": hop.get("ttl"),
-                              "text": "packets die after hop %s (%s); %s's own rules accept them" % (
-                                  hop.get("ttl"), hop.get("address"), dest)}
-        finding["fix"] = manual("find what drops %s/%s after %s" % (flow["port"], proto, hop.get("address")))
+    if _discarded_by_routing(ev):
         return
+    # Nothing read names a rule.  A trace that goes silent after a hop is inference (rank 5): it
+    # cannot tell a hop that drops from a destination that discards, so it never names a culprit.
     finding["cause"] = "unknown"
+    finding["candidates"] = _silence_candidates(ev)
     why = []
     if dest is None or dest not in index.hosts:
         why.append("%s is not a managed host (no facts)" % (dest or flow["address"]))
@@ -318,4 +418,68 @@ def _silence(ev):
             why.append("cloud layer of %s: %s" % (c.get("interface"), c.get("reason")))
     if flow.get("cloud_error"):
         why.append("the cloud layers could not be read: %s" % flow["cloud_error"])
+    if dest_verdict is not None and dest_verdict.get("verdict") == "accept" and lmatch and lmatch.get("accepted"):
+        why.append("%s's rules and listener accept it, so what discards it is outside the firewalls read" % dest)
     finding["culprit"] = {"kind": "unknown", "text": "; ".join(why) or "the packets vanish and no layer read explains it"}
+
+
+def _discarded_by_routing(ev):
+    """A host on the way whose own routes discard the packet or its reply (a blackhole, unreachable
+    or prohibit route): read from the host, so it decides (rank: ruleset)."""
+    finding, index, flow, dest = ev.finding, ev.index, ev.flow, ev.dest
+    src_addr = flow.get("source_address")
+    checks = []
+    if dest and src_addr:
+        checks.append((dest, src_addr, "its reply to %s" % src_addr))
+    for p in ev.path:
+        checks.append((p["host"], flow["address"], "the packet to %s" % flow["address"]))
+        if src_addr:
+            checks.append((p["host"], src_addr, "the reply to %s" % src_addr))
+    for host, toward, what in checks:
+        route = lookup(index.facts(host).get("routes"), toward)
+        if route is not None and route.get("type") in DISCARDING:
+            finding["cause"] = "no_route"
+            finding["decided_by"] = "ruleset"
+            finding["culprit"] = {"kind": "route", "host": host, "route": route,
+                                  "text": "%s discards %s: its route %s is %s" % (
+                                      host, what, route.get("dst"), route.get("type"))}
+            finding["fix"] = manual("remove or replace the %s route %s on %s (ip route del %s %s)" % (
+                route.get("type"), route.get("dst"), host, route.get("type"), route.get("dst")), host,
+                ["ip route del %s %s" % (route.get("type"), route.get("dst"))])
+            return True
+    return False
+
+
+def _silence_candidates(ev):
+    """Who may discard a packet that vanishes, and what would decide, from the hops the trace saw."""
+    index, flow, trace, dest, path = ev.index, ev.flow, ev.trace, ev.dest, ev.path
+    accepted_by = {p["host"] for p in path if p["verdict"].get("verdict") == "accept"}
+    out = []
+    hop = (trace or {}).get("blocking_hop") or {}
+    if trace and trace.get("verdict") == "silent_after_hop" and hop.get("address"):
+        name = index.name_of(hop["address"])
+        if name is None:
+            out.append({"address": hop["address"], "ttl": hop.get("ttl"),
+                        "why": "the last hop that answered the trace (TTL %s); its rules were not read" % hop.get("ttl"),
+                        "decide": "add the device at %s to the inventory (group routers) so its forward rules are read"
+                                  % hop["address"]})
+        elif name in accepted_by:
+            out.append({"host": name, "address": hop["address"], "ttl": hop.get("ttl"),
+                        "why": "the last hop that answered; its forward rules accept the packet, so only something "
+                               "outside its firewall (routing, rp_filter) could drop it",
+                        "decide": "ip route get %s from %s on %s" % (flow["address"], flow.get("source_address") or "SOURCE",
+                                                                      name)})
+    if dest and dest in index.hosts:
+        if ev.dest_verdict is not None and ev.dest_verdict.get("verdict") == "accept":
+            out.append({"host": dest, "address": flow["address"],
+                        "why": "its rules accept the packet; its routing back to the source, rp_filter or a full "
+                               "queue may still discard it or its reply",
+                        "decide": "ip route get %s from %s on %s, and sysctl net.ipv4.conf.all.rp_filter" % (
+                            flow.get("source_address") or "SOURCE", flow["address"], dest)})
+        elif ev.dest_verdict is None:
+            out.append({"host": dest, "address": flow["address"], "why": "its firewall was not read",
+                        "decide": "run the diagnosis with reachability_read_firewall: true"})
+    else:
+        out.append({"address": flow["address"], "why": "not a managed host: its own firewall may drop the packet",
+                    "decide": "add %s to the inventory" % flow["address"]})
+    return out

@@ -8,6 +8,7 @@ the rules and listeners predict (:func:`predicted_wire`), the evidence briefs, a
 
 from __future__ import annotations
 
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.routes import lookup
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts import evaluate
 
 
@@ -36,6 +37,7 @@ def observed(probe, address):
         "rtt_ms": probe.get("rtt_ms"),
         "rate_limited": bool(probe.get("rate_limited")),
         "engine": probe.get("engine"),
+        "local_errno": reply.get("local_errno"),
     }
 
 
@@ -82,18 +84,44 @@ def listener_brief(lst):
     return {k: lst.get(k) for k in ("protocol", "address", "port", "scope", "process", "pids")}
 
 
+def route_path(index, source, address, limit=16):
+    """The managed hosts a packet from ``source`` to ``address`` crosses, by their own routes:
+    ``[(host, gateway address)]`` in order, and the gateway where the walk leaves what is managed
+    (None when it reaches the address's subnet or the routes are not known)."""
+    hops = []
+    current = source
+    seen = {source}
+    for _i in range(limit):
+        route = lookup((index.facts(current) or {}).get("routes"), address) if current else None
+        if route is None or not route.get("gateway") or route.get("type") != "unicast":
+            return hops, None
+        name = index.name_of(route["gateway"])
+        if name is None:
+            return hops, route["gateway"]
+        if name in seen:
+            return hops, None
+        seen.add(name)
+        hops.append((name, route["gateway"]))
+        current = name
+    return hops, None
+
+
 def path_verdicts(index, flow, packet, trace, dest):
-    """Forward-path verdicts of managed routers the trace went through (or that own the gateway)."""
+    """Forward-path verdicts of the managed hosts on the path: those the trace went through, and
+    those the hosts' own routes lead to (a trace may be silent: rate-limited ICMP, no trace)."""
     out = []
     seen = set()
-    for hop in (trace or {}).get("hops") or []:
-        name = index.name_of(hop.get("address"))
+    candidates = [(index.name_of(hop.get("address")), hop.get("ttl"), hop.get("address"))
+                  for hop in (trace or {}).get("hops") or []]
+    walked, _edge = route_path(index, flow.get("source"), flow["address"])
+    candidates += [(name, None, gw) for name, gw in walked]
+    for name, ttl, address in candidates:
         if not name or name == dest or name == flow.get("source") or name in seen:
             continue
         seen.add(name)
         verdict = evaluate(index, name, packet, "forward")
         if verdict is not None:
-            out.append({"host": name, "ttl": hop.get("ttl"), "verdict": verdict})
+            out.append({"host": name, "ttl": ttl, "address": address, "verdict": verdict})
     return out
 
 

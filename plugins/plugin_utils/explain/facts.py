@@ -84,6 +84,27 @@ def address_family(address):
         raise InputError("invalid address %r in a flow" % (address,))
 
 
+EPHEMERAL_SPORT = 40000
+
+
+def flow_packet(flow):
+    """The packet a flow's probe sends, as the evaluator takes it."""
+    family = address_family(flow["address"])
+    return {"family": family, "proto": flow["protocol"],
+            "src": flow.get("source_address") or ("0.0.0.0" if family == "ipv4" else "::"),
+            "dst": flow["address"], "sport": EPHEMERAL_SPORT, "dport": int(flow["port"])}
+
+
+def prepared_packet(index, host, flow, path):
+    """:func:`flow_packet` with the interface it arrives on at ``host`` filled in (input, forward)."""
+    pkt = flow_packet(flow)
+    if path in ("input", "forward"):
+        iif = _in_interface(index.facts(host), pkt["src"])
+        if iif:
+            pkt["iif"] = iif
+    return pkt
+
+
 def evaluate(index, host, packet, path):
     ev, err = index.evaluator(host)
     if ev is None:

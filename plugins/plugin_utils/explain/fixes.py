@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.verify import check
+
 
 _ZONE_RE = re.compile(r"^(?:filter_)?IN_([A-Za-z0-9_.-]+?)(?:_(?:allow|deny|log|pre|post))?$")
 
@@ -91,15 +93,36 @@ def culprit_rule(host, verdict, fw_facts=None):
         else:
             out["text"] = "ufw default incoming policy: %s (%s)" % (ufw_answer.get("default_policy"), out.get("text"))
     elif zone_answer.get("zone") and not zone_answer.get("error") and _firewalld_decided(out, fw_facts):
+        # The loaded ruleset outranks firewalld's configuration model: when the deciding rule sits in
+        # a zone's own chain, that is the zone that handled the packet (the model may not know how:
+        # an ipset source, a binding it did not read).
+        rule_zone = _firewalld_zone(out, fw_facts)
+        model_zone = zone_answer.get("zone")
         out["layer"] = "firewalld"
-        out["zone"] = zone_answer.get("zone")
+        out["zone"] = rule_zone or model_zone
         out["zone_from"] = zone_answer.get("zone_from")
         out["zone_reason"] = zone_answer.get("zone_reason")
         out["zone_target"] = zone_answer.get("target")
-        out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (
-            out["zone"], zone_answer.get("zone_reason") or "zone from %s" % zone_answer.get("zone_from"), out.get("text"))
+        conflicts = []
+        if rule_zone and rule_zone != model_zone:
+            out["zone_from"] = "ruleset"
+            out["zone_reason"] = "the deciding rule is in chain %s of zone %s" % (out.get("chain"), rule_zone)
+            conflicts.append("firewalld's zone model puts the packet in zone %s (%s), but the loaded ruleset decided "
+                             "it in zone %s's chain %s: the ruleset is followed" % (
+                                 model_zone, zone_answer.get("zone_reason"), rule_zone, out.get("chain")))
+            out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (rule_zone, out["zone_reason"], out.get("text"))
+        elif zone_answer.get("allowed") and zone_answer.get("agrees_with_ruleset") is False:
+            # the zone allows the port, yet a rule of the zone (a rich rule, an icmp block) blocks it
+            out["text"] = "firewalld zone %s allows %s (%s), but its rule in chain %s blocks it first: %s" % (
+                out["zone"], "the port", ", ".join(zone_answer.get("allowed_by") or []), out.get("chain"), out.get("text"))
+            conflicts.append(zone_answer.get("disagreement"))
+        else:
+            out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (
+                out["zone"], zone_answer.get("zone_reason") or "zone from %s" % zone_answer.get("zone_from"), out.get("text"))
         if zone_answer.get("agrees_with_ruleset") is False:
             out["zone_disagreement"] = zone_answer.get("disagreement")
+        if conflicts:
+            out["conflicts"] = [c for c in conflicts if c]
     elif fw_facts is not None and _is_ufw(out, fw_facts):
         out["layer"] = "ufw"
         if out.get("policy"):
@@ -127,7 +150,46 @@ def _rule_position(index, host, origin):
 
 
 def firewall_fix(index, host, culprit, flow, path):
-    """The smallest change that lets exactly this flow through the culprit's layer."""
+    """The smallest change that lets exactly this flow through the culprit's layer, tried on the
+    saved facts first (:mod:`.verify`): a change that would not let the packet through is not
+    proposed; the finding says what still blocks it instead."""
+    fix = _firewall_fix(index, host, culprit, flow, path)
+    if fix.get("manual") or not fix.get("commands"):
+        return fix
+    result = check(index, host, fix, flow, path)
+    fix["checked"] = {"passes": result["passes"], "reason": result["reason"]}
+    if result["passes"] is False:
+        after = result["after"] or {}
+        rule = after.get("rule") or {}
+        blocked_by = rule.get("text") or after.get("reason")
+        proposal = "; ".join(c["command"] for c in fix["commands"])
+        hint, commands = _rich_hint(index, host, culprit, flow)
+        out = manual("%s would not let it through: %s still %ss it%s" % (
+            proposal, "rule '%s' (%s %s)" % (rule.get("text"), rule.get("table"), rule.get("chain")) if rule else "the rules",
+            after.get("verdict"), hint), host, commands)
+        out["checked"] = fix["checked"]
+        out["rejected"] = {"commands": fix["commands"], "blocked_by": blocked_by}
+        return out
+    return fix
+
+
+def _rich_hint(index, host, culprit, flow):
+    """The firewalld rich rule of the culprit's zone that likely blocks the flow, as a removal command."""
+    zone = culprit.get("zone")
+    fwd = (index.facts(host).get("firewall") or {}).get("firewalld") or {}
+    config = fwd.get("runtime") or fwd.get("permanent") or {}
+    settings = (config.get("zones") or {}).get(zone) or {}
+    port = 'port="%s"' % flow["port"]
+    for rich in settings.get("rich_rules") or []:
+        if port in rich and ("reject" in rich or "drop" in rich) and (
+                'address="' not in rich or (flow.get("source_address") or "") in rich or "/" in rich):
+            return ("; the rich rule of zone %s that blocks it is %s: remove it (or narrow it)" % (zone, rich),
+                    ["firewall-cmd --zone=%s --remove-rich-rule='%s'" % (zone, rich),
+                     "firewall-cmd --permanent --zone=%s --remove-rich-rule='%s'" % (zone, rich)])
+    return "", []
+
+
+def _firewall_fix(index, host, culprit, flow, path):
     port, proto = flow["port"], flow["protocol"]
     spec = "%s/%s" % (port, proto)
     fw_facts = index.facts(host).get("firewall") or {}
@@ -146,7 +208,7 @@ def firewall_fix(index, host, culprit, flow, path):
                 "manual": False, "open_ports": {"host": host, "backend": "ufw", "ports": [spec],
                                                 "source": flow.get("source_address")}}
     backend = origin.get("backend") or ""
-    match_dst = " ip daddr %s" % flow["address"] if path == "forward" else ""
+    match_dst = " ip daddr %s" % flow["address"] if path in ("forward", "output") else ""
     if backend == "nftables":
         fam, table, chain = origin.get("family"), origin.get("table"), origin.get("chain")
         if origin.get("handle") is not None and not culprit.get("policy"):
@@ -164,7 +226,7 @@ def firewall_fix(index, host, culprit, flow, path):
             tool = tool.replace("iptables", "ip6tables")
         pos = _rule_position(index, host, origin) if not culprit.get("policy") else None
         where = "%s %d" % (origin.get("chain"), pos) if pos else "%s" % origin.get("chain")
-        dst = " -d %s" % flow["address"] if path == "forward" else ""
+        dst = " -d %s" % flow["address"] if path in ("forward", "output") else ""
         cmd = "%s -t %s -I %s%s -p %s --dport %s -j ACCEPT" % (tool, origin.get("table") or "filter", where, dst, proto, port)
         return {"summary": "accept %s before the rule that blocks it (%s chain %s) on %s" % (spec, tool, origin.get("chain"), host),
                 "commands": [{"host": host, "command": cmd}], "manual": False,

@@ -105,12 +105,27 @@ def test_without_firewall_facts_the_rule_cannot_be_named_and_it_says_so(facts):
     assert any("no firewall facts" in c for c in f["conflicts"])
 
 
-def test_silence_with_rules_that_accept_points_at_the_path(facts):
-    # router facts unknown: the trace says packets die after hop 1, the destination's own rules accept
+def test_silence_after_an_unmanaged_hop_is_unknown_with_the_hop_as_a_candidate(facts):
+    # router facts unknown: the trace says packets die after hop 1, the destination's own rules accept.
+    # A trace is inference: it cannot tell the hop from a destination that discards the packet.
     hosts = {k: v for k, v in facts["hosts"].items() if k != "router"}
     f = one(facts, "10.200.2.10", 8081, hosts=hosts)
-    assert f["cause"] == "path_block"
-    assert f["culprit"]["address"] == "10.200.1.1"
+    assert f["cause"] == "unknown" and f["decided_by"] is None
+    hop, dest = f["candidates"]
+    assert hop["address"] == "10.200.1.1" and "inventory" in hop["decide"]
+    assert dest["host"] == "healthy" and "ip route get" in dest["decide"]
+
+
+def test_silence_a_managed_router_accepts_never_blames_that_router(facts):
+    # the router's forward rules are read and accept 80/tcp; the destination accepts too: nobody is named
+    hosts = copy.deepcopy(facts["hosts"])
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_silent(),
+            trace={"verdict": "silent_after_hop", "reason": "packets die after hop 1",
+                   "blocking_hop": {"ttl": 1, "address": "10.200.1.1"},
+                   "hops": [{"ttl": 1, "address": "10.200.1.1", "reply": "time-exceeded"}, {"ttl": 2, "address": None}]})
+    assert f["cause"] == "unknown", f["culprit"]
+    assert [c.get("host") for c in f["candidates"]] == ["router", "healthy"]
+    assert "accept" in f["candidates"][0]["why"]
 
 
 def test_unmanaged_destination_is_unknown_with_the_reason(facts):
@@ -256,7 +271,63 @@ def test_a_drop_in_the_sources_own_output_chain_is_source_firewall(facts):
     f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_silent(), trace=None)
     assert f["cause"] == "source_firewall", (f["cause"], f["culprit"])
     assert f["culprit"]["handle"] == 4 and f["culprit"]["chain"] == "output"
-    assert "allow outgoing 80/tcp to 10.200.2.10 on client" in f["fix"]["summary"]
+    # the fix accepts exactly this flow before the rule, in the source's own output chain
+    assert f["fix"]["commands"] == [{"host": "client", "command":
+                                     "nft insert rule inet egress output position 4 ip daddr 10.200.2.10 tcp dport 80 accept"}]
+    assert f["decided_by"] == "ruleset"
     assert f["evidence"]["source_firewall"]["verdict"] == "drop"
     # the same rule does not touch another port
     assert one(facts, "10.200.2.10", 8081, hosts=hosts)["cause"] == "path_block"
+
+
+def _refused(errno_name, code):
+    return dict(_silent(), reason="admin-prohibited" if code == 13 else "no-route",
+                state="filtered" if code == 13 else "unreachable",
+                reply={"kind": "icmp", "icmp_type": 3, "icmp_code": code, "icmp_name": "x", "sender": "local",
+                       "sender_is_target": False, "ttl": None, "local_errno": errno_name})
+
+
+def test_a_send_the_source_refused_is_the_source_never_a_hop(facts):
+    from ansible_collections.netdiag.reachability.plugins.module_utils.rules.nftables import parse_nft_json
+    hosts = copy.deepcopy(facts["hosts"])
+    hosts["client"]["firewall"] = parse_nft_json(json.dumps(NFT_OUTPUT_DROP))
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_refused("EPERM", 13), trace=None)
+    assert (f["cause"], f["decided_by"]) == ("source_firewall", "wire")
+    assert f["culprit"]["host"] == "client" and f["culprit"]["handle"] == 4
+    # without the source's rules: still the source, and the missing facts are a conflict
+    f = one(facts, "10.200.2.10", 80, probe=_refused("EPERM", 13), trace=None)
+    assert f["cause"] == "source_firewall" and f["culprit"]["host"] == "client"
+    assert "refused" in f["culprit"]["text"] and f["conflicts"]
+
+
+def test_no_route_on_the_source_is_no_route_not_host_down(facts):
+    f = one(facts, "10.200.2.10", 80, probe=_refused("ENETUNREACH", 0), trace=None)
+    assert f["cause"] == "no_route" and f["culprit"]["host"] == "client"
+
+
+def test_a_destination_whose_route_back_to_the_source_discards_is_no_route(facts):
+    # the seed lab's healthy host accepts 80/tcp; give it a blackhole route toward the client
+    hosts = copy.deepcopy(facts["hosts"])
+    hosts["healthy"]["routes"] = [
+        {"family": "ipv4", "dst": "0.0.0.0/0", "type": "unicast", "gateway": "10.200.2.1", "dev": "eth0", "metric": 0},
+        {"family": "ipv4", "dst": "10.200.1.10/32", "type": "blackhole", "gateway": None, "dev": None, "metric": 0}]
+    f = one(facts, "10.200.2.10", 80, hosts=hosts, probe=_silent(), trace=None)
+    assert (f["cause"], f["decided_by"]) == ("no_route", "ruleset")
+    assert f["culprit"]["host"] == "healthy" and "blackhole" in f["culprit"]["text"]
+    assert f["fix"]["commands"] == [{"host": "healthy", "command": "ip route del blackhole 10.200.1.10/32"}]
+
+
+def test_the_routes_lead_to_a_managed_router_even_when_the_trace_is_silent(facts):
+    # a trace with no answer at any TTL (the router's ICMP rate limit): the client's own route
+    # names the gateway, the gateway is the managed router, and its forward rule names the culprit
+    hosts = copy.deepcopy(facts["hosts"])
+    hosts["client"]["routes"] = [
+        {"family": "ipv4", "dst": "0.0.0.0/0", "type": "unicast", "gateway": "10.200.1.1", "dev": "eth0", "metric": 0}]
+    silent_trace = {"verdict": "silent", "reason": "nothing answered any TTL", "blocking_hop": None,
+                    "hops": [{"ttl": 1, "address": None}, {"ttl": 2, "address": None}]}
+    p = dict(_silent(), port=8081)
+    f = one(facts, "10.200.2.10", 8081, hosts=hosts, probe=p, trace=silent_trace)
+    assert (f["cause"], f["culprit"]["host"]) == ("path_block", "router"), f["culprit"]
+    assert f["culprit"]["address"] == "10.200.1.1"
+    # without the client's routes nothing leads to the router: unknown, not a guess
+    assert one(facts, "10.200.2.10", 8081, probe=p, trace=silent_trace)["cause"] == "unknown"
