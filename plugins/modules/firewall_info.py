@@ -71,7 +71,10 @@ options:
         description: Destination port.
         type: int
       iif:
-        description: Interface the packet comes in on.
+        description:
+          - Interface the packet comes in on. Left out on an incoming or forwarded packet with a
+            O(packets[].src), it is taken from the host's routes toward that source (the interface
+            the reply would leave on), and RV(verdicts[].iif) says so.
         type: str
       oif:
         description: Interface the packet leaves on (forwarded or outgoing packets).
@@ -326,6 +329,13 @@ verdicts:
       returned: always
       sample: {"by": "default", "rule": null, "rule_text": null, "action": "deny", "default_policy": "deny",
                "text": "no ufw rule matched: the default incoming policy (deny) applies"}
+    iif:
+      description:
+        - When the packet had no O(packets[].iif), the interface taken from the host's routes toward its
+          source (C(name)) and why (C(from)); null when the packet named its interface or no route decided.
+      type: dict
+      returned: always
+      sample: {"name": "eth0", "from": "the route toward 10.200.1.10 (0.0.0.0/0) goes out on eth0"}
     readable_layers:
       description:
         - When an nftables or iptables layer is unreadable (RV(layers) C(unreadable)) its rules may decide any

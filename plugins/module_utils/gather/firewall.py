@@ -22,6 +22,7 @@ import json
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, InputError, MissingDependency, NetdiagError, ParseError)
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.routes import lookup, read_routes
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import iptables, model, nftables, ufw
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import zones as firewalld_zones
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import PATHS, Evaluator, normalise_packet
@@ -178,7 +179,7 @@ def _default_path(pkt, locals_):
     return "input" if str(ip) in locals_ or ip.is_loopback else "forward"
 
 
-def evaluate_packets(facts, packets):
+def evaluate_packets(facts, packets, routes=None):
     """One verdict per packet, in order, against ``facts`` (what :func:`gather` returned).
 
     Every packet is validated first: a bad one raises InputError naming it and nothing is
@@ -209,16 +210,24 @@ def evaluate_packets(facts, packets):
         path = path or _default_path(pkt, locals_)
         if path not in PATHS:
             raise InputError("packets[%d]: invalid path %r: expected one of %s" % (i, path, ", ".join(PATHS)))
-        prepared.append((packet, pkt, path))
+        iif_from = None
+        if path in ("input", "forward") and "iif" not in pkt and pkt.get("src") and routes:
+            # a packet from src comes in where the host's route toward src goes out (no asymmetric routing)
+            route = lookup(routes, str(pkt["src"]))
+            if route and route.get("dev") and route.get("type") == "unicast":
+                pkt["iif"] = route["dev"]
+                iif_from = "the route toward %s (%s) goes out on %s" % (pkt["src"], route.get("dst"), route["dev"])
+        prepared.append((packet, pkt, path, iif_from))
     out = []
     fw_facts = facts.get("firewalld")
     ufw_facts = facts.get("ufw")
     unreadable = _unreadable_layers(facts)
     blind = [(name, error) for name, error in unreadable if name in FILTERING_LAYERS]
-    for packet, pkt, path in prepared:
+    for packet, pkt, path, iif_from in prepared:
         res = evaluator.evaluate(pkt, path=path, local_addresses=locals_)
         res["packet"] = dict(packet)
         res["path"] = path
+        res["iif"] = {"name": pkt["iif"], "from": iif_from} if iif_from else None
         res["deciding_rule"] = res["rule"]
         if res["verdict"] == "accept":
             explicit = [a for a in res.get("accepts") or [] if a.get("rule")]
@@ -265,7 +274,10 @@ def result(layers=None, packets=None, include_rules=True, readers=None):
     """What the module returns: gather, evaluate, and drop the bulky model when asked."""
     packets = list(packets or [])
     facts = gather(layers, readers)
-    verdicts = evaluate_packets(facts, packets) if packets else []
+    routes = None
+    if any(isinstance(p, dict) and not p.get("iif") for p in packets):
+        routes = (readers or {}).get("routes", lambda: read_routes()["routes"])()
+    verdicts = evaluate_packets(facts, packets, routes) if packets else []
     if not include_rules:
         facts["ruleset"] = None
     facts["verdicts"] = verdicts

@@ -242,14 +242,15 @@ class _IntervalSet:
 
 def _value_tester(key, values):
     """Compile VALUEs for one key into a function(pkt_value, pkt) -> bool.  Raises ValueError."""
-    if key in ("src", "dst"):
+    if key in ("src", "dst", "ct_orig_src", "ct_orig_dst", "ct_repl_src", "ct_repl_dst"):
         per_family = {"ipv4": [], "ipv6": []}
         for v in values:
             fam, lo, hi = _parse_net(v)
             per_family[fam].append((lo, hi))
         sets = {fam: _IntervalSet(p) for fam, p in per_family.items()}
         return lambda v, pkt: v in sets[pkt["family"]]
-    if key in ("sport", "dport", "icmp_code", "mark", "rt_type"):
+    if key in ("sport", "dport", "icmp_code", "mark", "rt_type", "ct_orig_sport", "ct_orig_dport",
+               "ct_repl_sport", "ct_repl_dport"):
         pairs = []
         for v in values:
             if isinstance(v, list):
@@ -295,7 +296,7 @@ def _value_tester(key, values):
                 exact.add(v)
         prefixes = tuple(prefixes)
         return lambda v, pkt: v in exact or (bool(prefixes) and v.startswith(prefixes))
-    if key in ("ct_state", "family"):
+    if key in ("ct_state", "family", "ct_direction"):
         names = {str(v).lower() for v in values}
         return lambda v, pkt: v in names
     if key == "ctstate":  # iptables --ctstate: states, or the virtual states dnat/snat
@@ -310,7 +311,19 @@ def _value_tester(key, values):
     raise ValueError("key %r" % key)
 
 
+# conntrack's tuples, for a packet of the original direction: the original tuple is the packet as it
+# arrived (before any DNAT), the reply tuple the addresses after NAT, swapped (Docker's DOCKER-USER
+# documentation matches --ctorigdst/--ctorigdstport because the chain sees packets after DNAT)
+_CT_TUPLE = {"ct_orig_src": "_orig_src", "ct_orig_dst": "_orig_dst", "ct_orig_sport": "_orig_sport",
+             "ct_orig_dport": "_orig_dport", "ct_repl_src": "dst", "ct_repl_dst": "src", "ct_repl_sport": "dport",
+             "ct_repl_dport": "sport"}
+
+
 def _get(pkt, key):
+    if key in _CT_TUPLE:
+        return pkt.get(_CT_TUPLE[key])
+    if key == "ct_direction":
+        return "original"   # the evaluator follows a connection's packets from its initiator
     if key in ("dst_type", "src_type"):
         return _addr_type(pkt, key[:3], pkt.get("_hook"))
     if key == "ctstate":
@@ -703,6 +716,8 @@ class Evaluator:
     def evaluate_normalised(self, pkt, path="input", local_addresses=None):
         pkt = dict(pkt)
         pkt["_path"] = path
+        for k in ("src", "dst", "sport", "dport"):
+            pkt["_orig_" + k] = pkt.get(k)
         ctx = {"trace": [], "nat": None, "hook": None, "accepts": []}
         hooks = list(PATHS[path])
         walked = []

@@ -149,6 +149,17 @@ def convert_rule(argv, family):
         elif tok in ("--ctstate", "--state"):
             # conntrack's virtual states DNAT/SNAT test the connection's status; the others its state
             add("ctstate", [s.lower() for s in _split_list(take())])
+        elif tok in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"):
+            key = {"--ctorigsrc": "ct_orig_src", "--ctorigdst": "ct_orig_dst", "--ctreplsrc": "ct_repl_src",
+                   "--ctrepldst": "ct_repl_dst"}[tok]
+            add(key, _addr_values(take()), fam_req)
+        elif tok in ("--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport"):
+            key = "ct_%s_%s" % ("orig" if "orig" in tok else "repl", "sport" if "srcport" in tok else "dport")
+            add(key, _ports(take(), key, None))
+        elif tok == "--ctdir":
+            add("ct_direction", [take().lower()])
+        elif tok == "--ctproto":
+            add("proto", [take().lower()])
         elif tok == "--rt-type":
             add("rt_type", [int(take())])
         elif tok == "--ctstatus":

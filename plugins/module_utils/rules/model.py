@@ -59,6 +59,9 @@ HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 PACKET_KEYS = (
     "family", "proto", "src", "dst", "sport", "dport", "iif", "oif",
     "ct_state", "ct_status", "ctstate", "icmp_type", "icmp_code", "mark", "dst_type", "src_type", "tcp_flags", "rt_type",
+    # conntrack's tuples (the original one is the packet before DNAT) and direction, derived by the evaluator
+    "ct_orig_src", "ct_orig_dst", "ct_orig_sport", "ct_orig_dport", "ct_repl_src", "ct_repl_dst", "ct_repl_sport",
+    "ct_repl_dport", "ct_direction",
 )
 
 VERDICT_KINDS = (

@@ -162,7 +162,16 @@ def _left_key(left):
         key = left["ct"].get("key")
         if key in ("state", "status") and "dir" not in left["ct"]:
             return "ct_" + key, {}
-        raise _Unknown("ct %s" % key)
+        if key == "direction" and "dir" not in left["ct"]:
+            return "ct_direction", {}
+        direction = left["ct"].get("dir")
+        tuple_keys = {"saddr": "src", "daddr": "dst", "proto-src": "sport", "proto-dst": "dport",
+                      "ip saddr": "src", "ip daddr": "dst", "ip6 saddr": "src", "ip6 daddr": "dst"}
+        if direction in ("original", "reply") and key in tuple_keys:
+            fam = left["ct"].get("family") or (key.split()[0] if " " in key else None)
+            req = {"family": "ipv4"} if fam == "ip" else {"family": "ipv6"} if fam == "ip6" else {}
+            return "ct_%s_%s" % ("orig" if direction == "original" else "repl", tuple_keys[key]), req
+        raise _Unknown("ct %s%s" % ("%s " % direction if direction else "", key))
     if isinstance(left, dict) and "fib" in left:
         raise _Unknown("fib %s (reverse-path/route lookup)" % json.dumps(left["fib"], sort_keys=True))
     raise _Unknown(_render(left))
