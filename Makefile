@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test unit integration sanity docs docs-check lint lab-up lab-down bench build
+.PHONY: setup demo test unit integration scenarios sanity docs docs-check lint lab-up lab-down bench build
+
+# random lab scenarios with known truth (docs/accuracy.md): make scenarios SEED=7 COUNT=24 [ROUTER=managed]
+SEED ?= 1
+COUNT ?= 24
+ROUTER ?= random
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +26,10 @@ unit: setup
 
 integration: setup
 	@$(PY) -m pytest tests/integration -q
+
+scenarios: setup
+	@$(PY) tests/lab/scenarios.py $(foreach s,$(SEED),--seed $(s)) --count $(COUNT) --router $(ROUTER) \
+		--json artifacts/scenarios/figures.json
 
 sanity: setup
 	@bash scripts/sanity.sh

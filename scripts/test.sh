@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README: `make test`):
 #   unit tests (no root) -> lab integration tests (root; the lab is built once and always torn down)
-#   -> yamllint -> generated docs are current -> ansible-test sanity.
+#   -> scenario labs (random faults with known truth; zero wrong explanations) -> yamllint -> generated docs are current -> ansible-test sanity.
 # Exits non-zero on any failure; pytest's "no tests collected" (exit 5) counts as a failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,7 @@ step() {
 step unit python -m pytest tests/unit -q -p no:cacheprovider
 if [ "$(id -u)" = 0 ]; then
   step integration python -m pytest tests/integration -q -p no:cacheprovider
+  step scenarios python -m pytest tests/scenarios -q -p no:cacheprovider -rA
 else
   echo "=== integration: needs root (network namespaces); FAILING so this is not mistaken for a pass"
   failed+=(integration-not-root)

@@ -88,8 +88,13 @@ def markdown(report):
         tr = (f.get("evidence") or {}).get("trace")
         if tr and tr.get("reason"):
             lines.append("- trace: %s" % tr["reason"])
+        if f.get("decided_by"):
+            lines.append("- decided by: %s" % f["decided_by"])
         for c in f.get("conflicts") or []:
             lines.append("- conflict: %s" % c)
+        for c in f.get("candidates") or []:
+            lines.append("- candidate: %s — %s; to decide: %s" % (
+                _md(c.get("host") or c.get("address")), _md(c.get("why")), _md(c.get("decide"))))
         fix = f.get("fix")
         if fix:
             lines.append("- fix: %s%s" % (fix.get("summary"), " (manual)" if fix.get("manual") else ""))

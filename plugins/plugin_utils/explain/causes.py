@@ -13,7 +13,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.gather.routes
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.listener_match import match_listener
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts import address_family, evaluate
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.evidence import (
-    Evidence, brief, listener_brief, observed, path_verdicts, predicted_wire, wire_text)
+    Evidence, brief, listener_brief, observed, path_verdicts, predicted_wire, route_path, wire_text)
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.fixes import culprit_rule, firewall_fix, manual
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.cloud import cloud_brief, cloud_culprit, cloud_fix, cloud_for_flow
 
@@ -379,6 +379,23 @@ def _silence(ev):
             conflicts.append("%s's own firewall would drop it too, once the cloud lets it through: %s" % (
                 dest, dest_verdict.get("reason")))
         return
+    unmanaged = _unmanaged_hops(ev)
+    if dest_verdict is not None and dest_verdict.get("verdict") == "reject" and not obs["rate_limited"] and unmanaged:
+        # The wire outranks the ruleset: a reject answers, and nothing came back.  With hops on the way
+        # that are not managed, the packet may never have reached the destination: do not guess.
+        rule = culprit_rule(dest, dest_verdict, index.facts(dest).get("firewall") or {})
+        finding["cause"] = "unknown"
+        finding["culprit"] = {"kind": "unknown", "text": "%s's rules reject it (%s), which answers, yet nothing came back: "
+                              "the packet may be dropped before it reaches %s" % (dest, rule.get("text"), dest)}
+        finding["candidates"] = [
+            {"address": a, "cause": "path_block", "why": "a hop on the way whose rules were not read",
+             "decide": "add the device at %s to the inventory (group routers)" % a} for a in unmanaged] + [
+            {"host": dest, "cause": "host_firewall", "rule": rule,
+             "why": "its rule rejects it; its answer may have been lost on the way back",
+             "decide": "fix the path first, or probe from a host on %s's own subnet" % dest}]
+        conflicts.append("%s's rules reject it with %s, but the wire shows silence" % (
+            dest, (dest_verdict.get("reply") or {}).get("name") or (dest_verdict.get("reply") or {}).get("kind")))
+        return
     if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
         finding["cause"] = "host_firewall"
         finding["decided_by"] = "ruleset"
@@ -421,6 +438,21 @@ def _silence(ev):
     if dest_verdict is not None and dest_verdict.get("verdict") == "accept" and lmatch and lmatch.get("accepted"):
         why.append("%s's rules and listener accept it, so what discards it is outside the firewalls read" % dest)
     finding["culprit"] = {"kind": "unknown", "text": "; ".join(why) or "the packets vanish and no layer read explains it"}
+
+
+def _unmanaged_hops(ev):
+    """Addresses of hops between the source and the destination whose rules were not read: hops the
+    trace saw that are no managed host, and the gateway where the route walk leaves managed hosts."""
+    index, flow = ev.index, ev.flow
+    out = []
+    for hop in (ev.trace or {}).get("hops") or []:
+        a = hop.get("address")
+        if a and a != flow["address"] and index.name_of(a) is None and a not in out:
+            out.append(a)
+    _walked, edge = route_path(index, flow.get("source"), flow["address"])
+    if edge and edge not in out:
+        out.append(edge)
+    return out
 
 
 def _discarded_by_routing(ev):

@@ -331,3 +331,23 @@ def test_the_routes_lead_to_a_managed_router_even_when_the_trace_is_silent(facts
     assert f["culprit"]["address"] == "10.200.1.1"
     # without the client's routes nothing leads to the router: unknown, not a guess
     assert one(facts, "10.200.2.10", 8081, probe=p, trace=silent_trace)["cause"] == "unknown"
+
+
+def _silent_after_router(address, port):
+    return dict(_silent(), address=address, target=address, port=port), {
+        "verdict": "silent_after_hop", "reason": "packets die after hop 1", "blocking_hop": {"ttl": 1, "address": "10.200.1.1"},
+        "hops": [{"ttl": 1, "address": "10.200.1.1", "reply": "time-exceeded"}, {"ttl": 2, "address": None}]}
+
+
+def test_a_reject_the_wire_never_saw_behind_an_unmanaged_hop_is_unknown(facts):
+    # ipt-reject's rule rejects 80/tcp with an ICMP error, yet the probe heard nothing: the wire
+    # outranks the ruleset, and the router on the way is not managed
+    probe, trace = _silent_after_router("10.200.2.15", 80)
+    hosts = {k: v for k, v in facts["hosts"].items() if k != "router"}
+    f = one(facts, "10.200.2.15", 80, hosts=hosts, probe=probe, trace=trace)
+    assert f["cause"] == "unknown", f["culprit"]
+    assert [c.get("address") for c in f["candidates"]][0] == "10.200.1.1"
+    assert f["candidates"][-1]["host"] == "ipt-reject" and any("silence" in c for c in f["conflicts"])
+    # the router managed (its rules accept 80/tcp): nothing else can block it, the rule is the culprit
+    f = one(facts, "10.200.2.15", 80, probe=probe, trace=trace)
+    assert (f["cause"], f["culprit"]["host"]) == ("host_firewall", "ipt-reject")
