@@ -347,9 +347,10 @@ def _special(rng, topo, sc, kind, router_managed):
     if kind == "absent_host":
         sc.dest, sc.address = None, str(BACK.network_address + 200 + sc.index)
         sc.expect = {"cause": "host_down", "address": sc.address}
-        if not router_managed:
-            sc.unknown_ok = True
-            sc.note = "no host and no managed router: silence until the router's host-unreachable arrives"
+        # only the router's ICMP host-unreachable decides, and it is rate-limited like every ICMP error
+        # (net.ipv4.icmp_ratelimit): when it is suppressed, nothing on the wire or in the facts decides
+        sc.unknown_ok = True
+        sc.note = "no host there: host_down when the router's host-unreachable arrives (it may be rate-limited)"
         return
     if kind == "reply_blackholed":
         host = _dest_host(topo, sc)

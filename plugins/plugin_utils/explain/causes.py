@@ -512,6 +512,34 @@ def _silence_candidates(ev):
             out.append({"host": dest, "address": flow["address"], "why": "its firewall was not read",
                         "decide": "run the diagnosis with reachability_read_firewall: true"})
     else:
+        owner = _subnet_owner(index, flow["address"])
+        if owner:
+            out.append({"address": flow["address"], "cause": "host_down",
+                        "why": "no managed host has this address, and %s's own subnet holds it: there may be no host "
+                               "there (%s's ICMP host-unreachable may have been rate-limited)" % (owner, owner),
+                        "decide": "ip neigh show %s on %s right after a probe (FAILED or INCOMPLETE: no host)" % (
+                            flow["address"], owner)})
         out.append({"address": flow["address"], "why": "not a managed host: its own firewall may drop the packet",
                     "decide": "add %s to the inventory" % flow["address"]})
     return out
+
+
+def _subnet_owner(index, address):
+    """A gathered host that forwards (a router) with an interface on ``address``'s subnet."""
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    for name in sorted(index.hosts):
+        facts = index.facts(name)
+        if not (facts.get("sysctls") or {}).get("net.ipv4.ip_forward"):
+            continue
+        for iface in facts.get("interfaces") or []:
+            try:
+                net = ipaddress.ip_network("%s/%s" % (iface["address"], iface.get("prefix", 32)), strict=False)
+            except (KeyError, ValueError):
+                continue
+            if ip in net and net.prefixlen < net.max_prefixlen:
+                return name
+    return None
