@@ -65,8 +65,8 @@ SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("reply_b
 
 CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall", "path_block",
           "nat", "host_down", "no_route", "unknown")
-FAULTS = dict((n, lay) for lay, entries in (("egress", EGRESS), ("path", PATH), ("dest_fw", DEST_FW),
-                                              ("listener", LISTENER), ("special", SPECIAL)) for n, w in entries)
+_LAYERS = (("egress", EGRESS), ("path", PATH), ("dest_fw", DEST_FW), ("listener", LISTENER), ("special", SPECIAL))
+FAULTS = dict((n, lay) for lay, entries in _LAYERS for n, w in entries)
 # faults of the destination's firewall that let the probe's packet through
 NON_BLOCKING_FW = {"fwd_source_zone_open", "ufw_allow_rule", "nft_accept"}
 # faults of the destination's firewall that drop without an answer
@@ -480,8 +480,8 @@ def print_result(res, out=sys.stdout):
         res["seconds"]), file=out)
     for s, outcome, why in res["judged"]:
         mark = {"right": "ok ", "unknown_ok": "ok?", "unknown": "UNK", "wrong": "BAD"}[outcome]
-        print("  %s %s %-44s %s/%s -> %-15s %s" % (mark, s["id"], "+".join(s["faults"]), s["port"], s["protocol"],
-                                                  s["expect"]["cause"], why), file=out)
+        print("  %s %s %-44s %s/%s -> %-15s %s" % (
+            mark, s["id"], "+".join(s["faults"]), s["port"], s["protocol"], s["expect"]["cause"], why), file=out)
     counts = collections.Counter(o for s, o, w in res["judged"])
     print("  right %d, unknown (allowed) %d, unknown (decidable) %d, wrong %d" % (
         counts["right"], counts["unknown_ok"], counts["unknown"], counts["wrong"]), file=out)
@@ -506,9 +506,9 @@ def main(argv=None):
             topo, flows, scenarios = generate(seed, a.count, managed)
             print("seed %s (router %s)" % (seed, "managed" if topo["router"]["groups"] else "unmanaged"))
             for sc in scenarios:
-                print("  %s %-44s %s -> %s:%s/%s expect %s%s" % (sc.sid, "+".join(sc.faults), sc.source, sc.address,
-                                                              sc.port, sc.proto, sc.expect,
-                                                              " (unknown allowed)" if sc.unknown_ok else ""))
+                print("  %s %-44s %s -> %s:%s/%s expect %s%s" % (
+                    sc.sid, "+".join(sc.faults), sc.source, sc.address, sc.port, sc.proto, sc.expect,
+                    " (unknown allowed)" if sc.unknown_ok else ""))
         return 0
     if os.geteuid() != 0:
         ap.error("the lab needs root (network namespaces)")

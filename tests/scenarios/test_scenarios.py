@@ -19,8 +19,10 @@ CI_SEEDS = [(101, True), (102, False), (103, True)]
 COUNT = 24
 
 
-@pytest.mark.parametrize("seed,managed", CI_SEEDS, ids=["seed%d-%s" % (s, "managed" if m else "unmanaged")
-                                                         for s, m in CI_SEEDS])
+CI_IDS = ["seed%d-%s" % (s, "managed" if m else "unmanaged") for s, m in CI_SEEDS]
+
+
+@pytest.mark.parametrize("seed,managed", CI_SEEDS, ids=CI_IDS)
 def test_no_wrong_explanation(seed, managed):
     res = scenarios.run(seed, COUNT, os.path.join(ROOT, "artifacts", "scenarios", "seed-%d" % seed), managed)
     scenarios.print_result(res)

@@ -40,7 +40,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.app_check import app_check
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_connect import ConnectEngine, check_ping_socket
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_raw import RawEngine, raw_available
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import Probe, _icmp_error, _RttStats, run_pass, settle_rate_limited, wait_late_replies
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import (
+    Probe, _icmp_error, _RttStats, run_pass, settle_rate_limited, wait_late_replies)
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.targets import expand_targets, normalize_options
 
 

@@ -499,8 +499,8 @@ def _silence_candidates(ev):
             out.append({"host": name, "address": hop["address"], "ttl": hop.get("ttl"),
                         "why": "the last hop that answered; its forward rules accept the packet, so only something "
                                "outside its firewall (routing, rp_filter) could drop it",
-                        "decide": "ip route get %s from %s on %s" % (flow["address"], flow.get("source_address") or "SOURCE",
-                                                                      name)})
+                        "decide": "ip route get %s from %s on %s" % (
+                            flow["address"], flow.get("source_address") or "SOURCE", name)})
     if dest and dest in index.hosts:
         if ev.dest_verdict is not None and ev.dest_verdict.get("verdict") == "accept":
             out.append({"host": dest, "address": flow["address"],

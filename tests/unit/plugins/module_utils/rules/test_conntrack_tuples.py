@@ -1,7 +1,5 @@
 """Matches on the connection's original tuple (Docker's DOCKER-USER pattern: the chain sees packets
 after DNAT, so its documentation matches --ctorigdst/--ctorigdstport), on captured rulesets."""
-import json
-
 import pytest
 
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluate import Evaluator
