@@ -7,10 +7,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup demo test unit integration scenarios sanity docs docs-check lint lab-up lab-down bench build
 
-# random lab scenarios with known truth (docs/accuracy.md): make scenarios SEED=7 COUNT=24 [ROUTER=managed]
+# random lab scenarios with known truth (docs/accuracy.md): make scenarios SEED=7 COUNT=24 [ROUTER=managed] [KERNEL=1]
 SEED ?= 1
 COUNT ?= 24
 ROUTER ?= random
+KERNEL ?=
 
 setup:
 	@bash scripts/setup.sh
@@ -29,7 +30,7 @@ integration: setup
 
 scenarios: setup
 	@$(PY) tests/lab/scenarios.py $(foreach s,$(SEED),--seed $(s)) --count $(COUNT) --router $(ROUTER) \
-		--json artifacts/scenarios/figures.json
+		$(if $(KERNEL),--kernel) --json artifacts/scenarios/figures.json
 
 sanity: setup
 	@bash scripts/sanity.sh

@@ -4,7 +4,7 @@
 """Differential test: the evaluator's verdicts (firewall_info on the host) against the wire
 (probes with the raw engine from two sources: ``client`` behind the router, and ``healthy`` on the
 servers' own subnet, which the firewalld hosts bind to zone ``internal`` by source) and, for
-nftables hosts, against ``nft monitor trace``.
+nftables hosts, against the kernel's own account (the kernel_trace module: ``nft monitor trace``).
 
 Expected wire result per verdict:
   accept + listener      -> TCP syn-ack; UDP reply or silence (open|filtered)
@@ -15,7 +15,6 @@ Expected wire result per verdict:
                             the target's ICMP rate limit; counted as agreement with the kind unverified)
 Run: .venv/bin/python -m pytest tests/integration/test_firewall_diff.py -q -s   (prints the figures)
 """
-import re
 import time
 
 import pytest
@@ -226,44 +225,18 @@ def test_ufw_answer_in_ufw_terms(matrix):
     assert data["ufw"]["info"]["ufw"]["rules"][0]["text"] == "22/tcp ALLOW IN Anywhere"
 
 
-# ----------------------------------------------------------------- nft monitor trace
+# ----------------------------------------------------------------- the kernel as witness (kernel_trace)
 
-_TRACE = re.compile(r"^trace id (\w+) (\w+) (\S+) (\S+) (.*)$")
-
-
-def _parse_trace(text):
-    """(saddr, ip id) -> {"daddr", "dport", "proto", "decisions": [(table, chain, handle|'policy', verdict)]}
-
-    One packet can carry several trace ids (the kernel starts a new one at the forward hook, and
-    reuses ids later), so traces are joined by the packet's own identity: source and IP id, which
-    routing and DNAT leave alone. daddr/dport are those seen first (before DNAT)."""
-    traces, current = {}, {}
-    for line in text.splitlines():
-        m = _TRACE.match(line.strip())
-        if not m:
-            continue
-        tid, _family, table, chain, rest = m.groups()
-        if rest.startswith("packet:"):
-            sm, im = re.search(r"ip saddr (\S+)", rest), re.search(r"ip id (\d+)", rest)
-            current[tid] = (sm.group(1) if sm else None, int(im.group(1)) if im else tid)
-            t = traces.setdefault(current[tid], {"daddr": None, "dport": None, "proto": None, "decisions": []})
-            if table == "ndx_trace":
-                pm, am = re.search(r"(tcp|udp) dport (\d+)", rest), re.search(r"ip daddr (\S+)", rest)
-                if pm:
-                    t["proto"], t["dport"] = pm.group(1), int(pm.group(2))
-                if am:
-                    t["daddr"] = am.group(1)
-            continue
-        if table == "ndx_trace" or tid not in current:
-            continue
-        t = traces[current[tid]]
-        vm = re.search(r"# handle (\d+) \(verdict (accept|drop)\)", rest)
-        if rest.startswith("rule") and vm:
-            t["decisions"].append((table, chain, int(vm.group(1)), vm.group(2)))
-        pm = re.match(r"policy (accept|drop)", rest)
-        if pm:
-            t["decisions"].append((table, chain, "policy", pm.group(1)))
-    return traces
+def _kernel_decision(record):
+    """(table, chain, handle|'policy', verdict) of what decided a traced packet: its drop, else the last accept."""
+    decided = record.get("decided_by")
+    if decided:
+        return (decided["table"], decided["chain"], "policy" if decided["kind"] == "policy" else decided["handle"], "drop")
+    accepts = [e for e in record["events"] if e["verdict"] == "accept" and e["kind"] in ("rule", "policy")]
+    if not accepts:
+        return None
+    last = accepts[-1]
+    return (last["table"], last["chain"], "policy" if last["kind"] == "policy" else last["handle"], "accept")
 
 
 def _evaluator_decision(verdict):
@@ -286,40 +259,34 @@ def test_deciding_rule_matches_nft_trace(lab, matrix, host):
     # every packet on a port the lab gives a meaning (rules, listeners, DNAT), then others up to 60
     sample = [(p, v) for p, v in tcp if p["dport"] in BASE_TCP or p["dst"] != entry["addr"]]
     sample += [(p, v) for p, v in tcp if (p, v) not in sample][:max(0, 60 - len(sample))]
-    ports = sorted({p["dport"] for p, _v in sample})
-    setup = ("nft add table inet ndx_trace && nft add chain inet ndx_trace pre '{ type filter hook prerouting priority -400; }'"
-             " && nft add rule inet ndx_trace pre ip saddr %s ip daddr { %s } tcp dport { %s } tcp flags syn / syn,ack meta nftrace set 1"
-             % (CLIENT, ", ".join(sorted({p["dst"] for p, _v in sample})), ", ".join(str(p) for p in ports)))
-    out_file = "/tmp/ndx-fwdiff-trace.txt"
+    packets = [{"src": CLIENT, "dst": p["dst"], "protocol": "tcp", "port": p["dport"]} for p, _v in sample]
     try:
-        lab.exec(host, ["sh", "-c", setup])
-        pid = lab.exec(host, ["sh", "-c", "timeout 25 nft -a monitor trace > %s 2>&1 & echo $!; sleep 0.5" % out_file]).stdout.strip()
+        started = lab.module(host, "netdiag.reachability.kernel_trace", {"packets": packets, "timeout": 60})
+        assert started.get("changed") is True, started
         targets = {}
         for p, _v in sample:
             targets.setdefault(p["dst"], []).append(p["dport"])
         lab.module("client", "netdiag.reachability.probe", {
             "targets": [{"host": a, "protocol": "tcp", "ports": ps} for a, ps in targets.items()],
             "engine": "raw", "timeout": 0.5, "retries": 0, "rate_limit_budget": 0})
-        time.sleep(1.0)
-        lab.exec(host, ["kill", pid], check=False)  # the timeout we started; it stops its nft
-        text = lab.exec(host, ["cat", out_file]).stdout
     finally:
-        lab.exec(host, ["sh", "-c", "nft delete table inet ndx_trace; rm -f %s" % out_file], check=False)
+        stopped = lab.module(host, "netdiag.reachability.kernel_trace", {"state": "absent"})
+    assert stopped["removed"] is True and not stopped["window_expired"], stopped
     traces = {}
-    for t in _parse_trace(text).values():
-        if t["dport"] is not None and t["decisions"] and t["proto"] == "tcp":
-            traces.setdefault((t["daddr"], t["dport"]), t)
+    for t in stopped["traces"]:
+        if t["protocol"] == "tcp" and t["port"] is not None:
+            traces.setdefault((t["dst"], t["port"]), t)
     agree, bad = 0, []
     for p, v in sample:
         t = traces.get((p["dst"], p["dport"]))
         if t is None:
             bad.append("no trace for %s/tcp" % p["dport"])
             continue
-        kernel = t["decisions"][-1]
+        kernel = _kernel_decision(t)
         mine = _evaluator_decision(v)
         if kernel == mine:
             agree += 1
         else:
             bad.append("%s/tcp kernel %s evaluator %s" % (p["dport"], kernel, mine))
-    print("\n%s: deciding rule = nft monitor trace for %d/%d packets" % (host, agree, len(sample)))
+    print("\n%s: deciding rule = the kernel's (kernel_trace) for %d/%d packets" % (host, agree, len(sample)))
     assert not bad, bad[:10]

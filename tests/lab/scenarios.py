@@ -437,7 +437,8 @@ def tally(judged):
 
 # --------------------------------------------------------------------------- running
 
-def run(seed, count, workdir, router_managed=None, keep=False):
+def run(seed, count, workdir, router_managed=None, keep=False, kernel=False):
+    """Build the seed's lab, diagnose its flows (with the kernel trace when ``kernel``), judge the report."""
     topo, flows, scenarios = generate(seed, count, router_managed)
     os.makedirs(workdir, exist_ok=True)
     tpath = os.path.join(workdir, "topology.yml")
@@ -456,7 +457,8 @@ def run(seed, count, workdir, router_managed=None, keep=False):
         lab = netlab.Lab(state)
         report_dir = os.path.join(workdir, "report")
         proc = subprocess.run([lab.ansible_bin("ansible-playbook"), "-i", lab.inventory, "netdiag.reachability.diagnose",
-                               "-e", "@" + fpath, "-e", json.dumps({"reachability_report_dir": report_dir})],
+                               "-e", "@" + fpath, "-e", json.dumps({"reachability_report_dir": report_dir,
+                                                                    "reachability_kernel_trace": bool(kernel)})],
                               env=lab.env(), capture_output=True, text=True, check=False, timeout=1800)
         with open(os.path.join(workdir, "diagnose.log"), "w") as fh:
             fh.write(proc.stdout + proc.stderr)
@@ -470,7 +472,7 @@ def run(seed, count, workdir, router_managed=None, keep=False):
     judged = judge(report, scenarios)
     with open(os.path.join(workdir, "judged.json"), "w") as fh:
         json.dump([{"scenario": s, "outcome": o, "why": w} for s, o, w in judged], fh, indent=1)
-    return {"seed": seed, "count": count, "router_managed": topo["router"]["groups"] == ["routers"],
+    return {"seed": seed, "count": count, "router_managed": topo["router"]["groups"] == ["routers"], "kernel": bool(kernel),
             "build_seconds": round(built, 1), "seconds": round(time.monotonic() - started, 1), "judged": judged}
 
 
@@ -495,6 +497,7 @@ def main(argv=None):
     ap.add_argument("--workdir", default=os.path.join(ROOT, "artifacts", "scenarios"))
     ap.add_argument("--plan-only", action="store_true", help="print the scenarios and their truth; build nothing")
     ap.add_argument("--keep", action="store_true", help="leave the last lab up")
+    ap.add_argument("--kernel", action="store_true", help="diagnose with the kernel trace (reachability_kernel_trace)")
     ap.add_argument("--json", help="write every judged scenario of the run to this file")
     a = ap.parse_args(argv)
     seeds = a.seed or [1]
@@ -515,7 +518,7 @@ def main(argv=None):
     results = []
     bad = 0
     for seed in seeds:
-        res = run(seed, a.count, os.path.join(a.workdir, "seed-%s" % seed), managed, keep=a.keep)
+        res = run(seed, a.count, os.path.join(a.workdir, "seed-%s" % seed), managed, keep=a.keep, kernel=a.kernel)
         print_result(res)
         results.append(res)
         bad += sum(1 for s, o, w in res["judged"] if o in ("wrong", "unknown"))

@@ -15,6 +15,7 @@ from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.evidence import (
     Evidence, brief, listener_brief, observed, path_verdicts, predicted_wire, route_path, wire_text)
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.fixes import culprit_rule, firewall_fix, manual
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import kernel
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.cloud import cloud_brief, cloud_culprit, cloud_fix, cloud_for_flow
 
 
@@ -100,6 +101,7 @@ def explain_flow(flow, index):
         _reset(ev)
     else:
         _silence(ev)
+    kernel.apply(ev, evidence)
 
     # Wire vs rules: say so when they disagree
     predicted = predicted_wire(dest_verdict, lmatch, proto) if not nat else None
