@@ -182,6 +182,15 @@ traces:
       description: Every rule, policy and verdict the packet met outside the trace table, in order.
       type: list
       elements: dict
+neighbours:
+  description:
+    - The host's neighbour table entries (C(ip -j neigh show)) for the destinations of packets it forwarded, read
+      right after the trace - on a router, C(FAILED) or C(INCOMPLETE) for an address on its own subnet means no host
+      answers there.
+  returned: state is absent
+  type: list
+  elements: dict
+  sample: [{address: 10.200.2.99, dev: eth1, state: FAILED}]
 removed:
   description: True when the trace table is gone (always checked after O(state=absent)).
   returned: state is absent

@@ -440,6 +440,7 @@ def tally(judged):
 def run(seed, count, workdir, router_managed=None, keep=False, kernel=False):
     """Build the seed's lab, diagnose its flows (with the kernel trace when ``kernel``), judge the report."""
     topo, flows, scenarios = generate(seed, count, router_managed)
+    workdir = os.path.abspath(workdir)  # the playbook resolves a relative report directory against its own
     os.makedirs(workdir, exist_ok=True)
     tpath = os.path.join(workdir, "topology.yml")
     with open(tpath, "w") as fh:

@@ -268,14 +268,12 @@ def arm(packets, timeout=60.0):
         replaced = True
     if table_present(nft):
         replaced = True
-    rc, _out, err = _run([nft, "-f", "-"], stdin=table_script(packets))
-    if rc != 0:
-        _remove_table(nft)
-        raise BackendUnavailable("could not add the trace table (nft -f: %s)" % err.strip())
+    # the watchdog first, the table second: whatever happens to this process from here on, the
+    # watchdog removes the table at the end of the window
     os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
     out_path = path[:-len(".json")] + ".out"
     ready = path + ".ready"
-    for stale_file in (out_path, ready):
+    for stale_file in (out_path, ready, path + ".done", path):
         if os.path.exists(stale_file):
             os.unlink(stale_file)
     pid = os.fork()
@@ -293,6 +291,11 @@ def arm(packets, timeout=60.0):
         _stop_watchdog(state)
         _remove_table(nft)
         raise BackendUnavailable("nft monitor trace did not start within 5 s")
+    rc, _out, err = _run([nft, "-f", "-"], stdin=table_script(packets))
+    if rc != 0:
+        _stop_watchdog(_read_state(path))
+        _remove_table(nft)
+        raise BackendUnavailable("could not add the trace table (nft -f: %s)" % err.strip())
     return {"table": "%s %s" % (FAMILY, TABLE), "packets": packets, "expires_in": float(timeout),
             "replaced_stale": replaced}
 
@@ -362,6 +365,30 @@ def rule_positions(nft):
     return positions
 
 
+def neighbours(addresses):
+    """The neighbour table's entries for ``addresses`` (``ip -j neigh show``): ``[{address, dev, state}]``;
+    a router that forwarded packets to an address on its own subnet where no host answers holds it as
+    FAILED or INCOMPLETE."""
+    wanted = set(addresses)
+    ip = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip") if os.path.exists(p)), None)
+    if not wanted or ip is None:
+        return []
+    rc, out, _err = _run([ip, "-j", "neigh", "show"])
+    if rc != 0:
+        return []
+    try:
+        entries = json.loads(out or "[]")
+    except ValueError:
+        return []
+    found = []
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and e.get("dst") in wanted:
+            state = e.get("state")
+            found.append({"address": e["dst"], "dev": e.get("dev"),
+                          "state": "/".join(state) if isinstance(state, list) else state})
+    return found
+
+
 def collect(grace=1.0):
     """Stop the trace, make sure the table is gone, and return what the kernel saw:
     ``{traces, removed, window_expired, armed}``."""
@@ -399,4 +426,5 @@ def collect(grace=1.0):
         if d and d.get("handle") is not None:
             d["position"] = positions.get((d["family"], d["table"], d["chain"], d["handle"]))
     return {"armed": state is not None, "traces": traces, "removed": True,
+            "neighbours": neighbours({r["dst"] for r in traces if r.get("reached") == "forward" and r.get("dst")}),
             "removed_by_collect": had_table, "window_expired": done == "expired"}

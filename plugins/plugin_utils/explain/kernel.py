@@ -37,7 +37,9 @@ def witness(index, host, flow):
         return None
     records = [r for r in kt.get("traces") or []
                if (r.get("src"), r.get("dst"), r.get("protocol"), r.get("port")) == key]
+    neigh = [n for n in kt.get("neighbours") or [] if n.get("address") == flow["address"]]
     out = {"host": host, "seen": bool(records), "verdict": None, "decided_by": None, "reached": None, "iif": None,
+           "neighbour": neigh[0] if neigh else None,
            "window_expired": bool(kt.get("window_expired")), "legacy_rules": bool(kt.get("legacy_rules"))}
     if records:
         dropped = [r for r in records if r.get("verdict") == "drop"]
@@ -176,6 +178,7 @@ def apply(ev, evidence):
             return  # a router that is the packet's end (a DNAT'ing host): the destination's rules speak
     dest = [(h, w) for h, p, w in seen if p == "input"]
     if not dest:
+        _absent_host(ev, seen)
         return
     host, w = dest[0]
     if w["seen"] and w["reached"] in ("input", "forward"):
@@ -322,3 +325,31 @@ def _contradicted(ev, why, never_arrived=None):
                       "does not answer", "decide": "ip route get %s from %s on %s; ss -ltn on %s" % (
                           flow.get("source_address"), flow["address"], ev.dest, ev.dest)})
     finding["candidates"] = cands
+
+
+_NO_HOST = ("FAILED", "INCOMPLETE")
+
+
+def _absent_host(ev, seen):
+    """A destination no managed host owns, behind a router that forwarded the packet onto the
+    destination's own subnet: the router's neighbour table, read right after, says whether any host
+    answered there (FAILED or INCOMPLETE: none did)."""
+    finding, flow = ev.finding, ev.flow
+    if (ev.dest and ev.dest in ev.index.hosts) or finding["decided_by"] == "wire":
+        return
+    for host, path, w in seen:
+        n = w.get("neighbour") or {}
+        states = set((n.get("state") or "").split("/"))
+        if path == "forward" and w["seen"] and w["reached"] == "forward" and states & set(_NO_HOST):
+            prior = finding.get("cause")
+            finding.update(cause="host_down", decided_by="kernel", candidates=[], culprit={
+                "kind": "hop", "host": host, "address": flow["address"], "neighbour": n,
+                "text": "%s forwarded the packet onto %s's subnet (%s) and no host answered its neighbour "
+                        "discovery there (%s): there is no host at %s" % (
+                            host, flow["address"], n.get("dev"), n.get("state"), flow["address"])})
+            finding["fix"] = manual("check that %s is up and has its address (%s cannot reach it on %s)" % (
+                flow["address"], host, n.get("dev")))
+            if prior not in ("unknown", "host_down"):
+                ev.conflicts.append("the earlier answer was %s; %s's neighbour table shows no host at %s" % (
+                    prior, host, flow["address"]))
+            return

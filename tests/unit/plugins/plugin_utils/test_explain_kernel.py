@@ -189,3 +189,22 @@ def test_a_wire_decided_reject_keeps_its_wording_when_the_kernel_agrees(facts):
     assert (f["cause"], f["decided_by"], f["culprit"], f["fix"]) == (
         before["cause"], before["decided_by"], before["culprit"], before["fix"])
     assert f["evidence"]["kernel"][0]["verdict"] == "drop" and f["conflicts"] == []
+
+
+def test_an_absent_host_behind_a_traced_router_is_host_down_from_its_neighbour_table(facts):
+    # 10.200.2.99: no managed host, on the router's back subnet; the router's host-unreachable was
+    # rate-limited (silence), so the wire alone cannot decide
+    hosts = copy.deepcopy(facts["hosts"])
+    flow = dict(_flow(facts, "10.200.2.10", 8081), address="10.200.2.99", destination=None,
+                probe=_silent("10.200.2.99", 8081), trace=None)
+    hosts["client"]["routes"] = [
+        {"family": "ipv4", "dst": "0.0.0.0/0", "type": "unicast", "gateway": "10.200.1.1", "dev": "eth0", "metric": 0}]
+    assert _one(copy.deepcopy(hosts), copy.deepcopy(flow))["cause"] == "unknown"
+    _traced(hosts, "router", flow, [{"verdict": "accept", "reached": "forward", "decided_by": None}],
+            neighbours=[{"address": "10.200.2.99", "dev": "br-back", "state": "FAILED"}])
+    f = _one(hosts, flow)
+    assert (f["cause"], f["decided_by"]) == ("host_down", "kernel"), f["culprit"]
+    assert f["culprit"]["host"] == "router" and "no host answered" in f["culprit"]["text"]
+    # a neighbour that answers (REACHABLE) decides nothing
+    hosts["router"]["kernel_trace"]["neighbours"][0]["state"] = "REACHABLE"
+    assert _one(hosts, flow)["cause"] == "unknown"
