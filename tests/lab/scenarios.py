@@ -61,7 +61,7 @@ DEST_FW = [
     ("nft_accept", 1),
 ]
 LISTENER = [("listen_any", 6), ("listen_none", 3), ("listen_loopback", 2), ("listen_other_address", 2)]
-SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("reply_blackholed", 1)]
+SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("reply_blackholed", 1), ("rp_filter_strict", 1)]
 
 CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall", "path_block",
           "nat", "host_down", "no_route", "unknown")
@@ -93,6 +93,7 @@ class Scenario(object):
         self.address = None
         self.expect = None          # {cause, host, address, marker, layer, zone, chain}
         self.unknown_ok = False
+        self.kernel_decides = False  # unknown_ok only without the kernel trace: with it the evidence decides
         self.forbid = []            # fix commands that must not be proposed (substrings)
         self.also_right = []        # other answers the evidence cannot tell from the expected one
         self.note = ""
@@ -100,7 +101,8 @@ class Scenario(object):
     def to_dict(self):
         return {"id": self.sid, "faults": self.faults, "source": self.source, "source_address": self.source_address,
                 "destination": self.dest, "address": self.address, "port": self.port, "protocol": self.proto,
-                "expect": self.expect, "unknown_ok": self.unknown_ok, "forbid": self.forbid, "note": self.note,
+                "expect": self.expect, "unknown_ok": self.unknown_ok, "kernel_decides": self.kernel_decides,
+                "forbid": self.forbid, "note": self.note,
                 "also_right": self.also_right}
 
 
@@ -350,6 +352,8 @@ def _special(rng, topo, sc, kind, router_managed):
         # only the router's ICMP host-unreachable decides, and it is rate-limited like every ICMP error
         # (net.ipv4.icmp_ratelimit): when it is suppressed, nothing on the wire or in the facts decides
         sc.unknown_ok = True
+        # a managed router's neighbour table, read by the kernel trace right after the probe, decides
+        sc.kernel_decides = bool(router_managed)
         sc.note = "no host there: host_down when the router's host-unreachable arrives (it may be rate-limited)"
         return
     if kind == "reply_blackholed":
@@ -359,6 +363,18 @@ def _special(rng, topo, sc, kind, router_managed):
         # the destination's own routes (gathered) discard the reply: decidable
         sc.expect = {"cause": "no_route", "host": sc.dest}
         sc.note = "the destination's own routing discards the reply: no firewall layer explains it"
+        return
+    if kind == "rp_filter_strict":
+        host = _dest_host(topo, sc)
+        host["listeners"].append({"proto": "tcp", "port": sc.port})
+        # the route back to the source leaves by another interface: strict reverse-path filtering drops
+        # the packet at the routing decision, before any firewall hook sees it
+        host["routes"] = ["%s/32 dev lo" % sc.source_address]
+        host["sysctls"] = {"net.ipv4.conf.all.rp_filter": 1}
+        sc.expect = {"cause": "no_route", "host": sc.dest}
+        sc.unknown_ok = True
+        sc.kernel_decides = True
+        sc.note = "strict rp_filter drops it at the routing decision: the rules accept it; the kernel trace shows where"
         return
     raise ValueError(kind)
 
@@ -440,6 +456,10 @@ def tally(judged):
 def run(seed, count, workdir, router_managed=None, keep=False, kernel=False):
     """Build the seed's lab, diagnose its flows (with the kernel trace when ``kernel``), judge the report."""
     topo, flows, scenarios = generate(seed, count, router_managed)
+    if kernel:
+        for sc in scenarios:
+            if sc.kernel_decides:
+                sc.unknown_ok = False
     workdir = os.path.abspath(workdir)  # the playbook resolves a relative report directory against its own
     os.makedirs(workdir, exist_ok=True)
     tpath = os.path.join(workdir, "topology.yml")
@@ -452,7 +472,7 @@ def run(seed, count, workdir, router_managed=None, keep=False, kernel=False):
         json.dump([s.to_dict() for s in scenarios], fh, indent=1)
     pin = "manual" if keep else "pid:%d" % os.getpid()
     started = time.monotonic()
-    state = netlab.acquire(tpath, pin=pin, wait=900)
+    state = netlab.acquire(tpath, pin=pin, wait=int(os.environ.get("NETDIAG_LAB_WAIT", "900")))
     built = time.monotonic() - started
     try:
         lab = netlab.Lab(state)

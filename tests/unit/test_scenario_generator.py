@@ -61,3 +61,18 @@ def test_the_judge_calls_a_wrong_host_wrong_and_an_allowed_unknown_allowed():
     assert scenarios.judge({"flows": [dict(finding, cause="unknown", culprit={})]},
                            [dict(sc, unknown_ok=True)])[0][1] == "unknown_ok"
     assert scenarios.judge({"flows": []}, [sc])[0][1] == "wrong"
+
+
+def test_strict_rp_filter_is_built_so_only_the_kernel_can_decide_it():
+    found = []
+    for seed in range(1, 80):
+        topo, _flows, scs = scenarios.generate(seed, 30)
+        hosts = {h["name"]: h for h in topo["hosts"]}
+        found += [(s, hosts[s.dest]) for s in scs if s.faults == ["rp_filter_strict"]]
+    assert found, "the catalogue never drew rp_filter_strict"
+    for s, host in found:
+        assert host["sysctls"] == {"net.ipv4.conf.all.rp_filter": 1}
+        assert host["routes"] == ["%s/32 dev lo" % s.source_address]
+        assert s.expect == {"cause": "no_route", "host": s.dest}
+        # unknown is honest without the kernel trace, and wrong with it (run() clears unknown_ok)
+        assert s.unknown_ok and s.kernel_decides
