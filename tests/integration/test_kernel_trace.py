@@ -122,7 +122,7 @@ def test_an_interrupted_run_leaves_no_trace_table(lab, tmp_path):
             if "Kernel trace - probe again" in line:
                 break  # the tables are in place on the traced hosts
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
