@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One idempotent setup step for a fresh Debian 12 machine (run as root):
 #   Debian packages the lab, the tests and the targets need,
-#   a virtual environment (.venv) with the controller-side Python packages,
+#   a virtual environment (.venv) with the controller-side Python packages and the ecosystem tools the tests
+#   drive (requirements/ecosystem.txt: ansible-builder, ansible-lint, ansible-runner),
 #   and the collection linked where ansible finds it from any directory.
 # Quick when already done: each part checks before it acts.
 set -euo pipefail
@@ -36,7 +37,7 @@ req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.req-hash 2>/dev/null)" != "$req_hash" ]; then
   echo "setup: building .venv"
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt -r requirements/ecosystem.txt
   echo "$req_hash" > .venv/.req-hash
 fi
 
