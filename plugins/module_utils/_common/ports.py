@@ -16,20 +16,34 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 PROTOCOLS = ("tcp", "udp", "sctp", "dccp")
 
 
-def parse_port(value, what="port"):
-    """Return an int in 1..65535 or raise InputError naming the value."""
+def is_digits(text):
+    """True when ``text`` is a non-empty string of the ASCII digits 0-9 only.
+
+    ``str.isdigit()`` is also true for superscripts and other scripts' digits (``8\u00b2``,
+    ``\u0663``), which ``int()`` then rejects or reads as another number.
+    """
+    return isinstance(text, str) and text.isascii() and text.isdigit()
+
+
+def parse_number(value, what, low, high):
+    """An int in ``low..high`` from an int or a string of ASCII digits; InputError naming the value."""
     if isinstance(value, bool):
         raise InputError("invalid %s %r: not a number" % (what, value))
     if isinstance(value, int):
-        port = value
+        number = value
     else:
-        text = str(value).strip()
-        if not text.isdigit():
+        text = (value if isinstance(value, str) else str(value)).strip()
+        if not is_digits(text):
             raise InputError("invalid %s %r: not a number" % (what, value))
-        port = int(text)
-    if not 1 <= port <= 65535:
-        raise InputError("invalid %s %r: must be between 1 and 65535" % (what, value))
-    return port
+        number = int(text)
+    if not low <= number <= high:
+        raise InputError("invalid %s %r: must be between %d and %d" % (what, value, low, high))
+    return number
+
+
+def parse_port(value, what="port"):
+    """Return an int in 1..65535 or raise InputError naming the value."""
+    return parse_number(value, what, 1, 65535)
 
 
 def parse_port_range(value):

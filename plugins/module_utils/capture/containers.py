@@ -21,7 +21,10 @@ import zlib
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
 
-MAX_RECORD = 256 * 1024 * 1024      # a record claiming more than this is corruption, not a packet
+# A pcap record or pcapng block claiming more than this is corruption, not a packet: the length is
+# checked before the read, so a header claiming 4 GiB costs nothing.  Real captures stay far below it
+# (the largest snaplen tcpdump and Wireshark write is 256 KiB).
+MAX_RECORD = 16 * 1024 * 1024
 
 
 class TruncatedCapture(ParseError):
@@ -126,8 +129,8 @@ def pcap_records(stream):
                                    % (number, start, len(rec)), stream.source)
         sec, frac, incl, orig = struct.unpack(endian + "IIII", rec)
         if incl > MAX_RECORD:
-            raise ParseError("corrupt: packet #%d at byte offset %d claims %d captured bytes" % (number, start, incl),
-                             stream.source)
+            raise ParseError("corrupt: packet #%d at byte offset %d claims %d captured bytes (at most %d)"
+                             % (number, start, incl, MAX_RECORD), stream.source)
         data = _need(stream, incl, "packet #%d (record at byte offset %d)" % (number, start))
         yield sec + frac * scale, linktype, data, orig
 
@@ -181,9 +184,9 @@ def pcapng_records(stream):
             blocklen = struct.unpack(endian + "I", head[:4])[0]
             blocktype = PCAPNG_SHB
             interfaces = []
-            if blocklen < 28 or blocklen % 4:
-                raise ParseError("corrupt pcapng section header at byte offset %d (length %d)" % (start, blocklen),
-                                 stream.source)
+            if blocklen < 28 or blocklen % 4 or blocklen > MAX_RECORD:
+                raise ParseError("corrupt pcapng section header at byte offset %d (length %d; at most %d)"
+                                 % (start, blocklen, MAX_RECORD), stream.source)
             rest = _need(stream, blocklen - 12, "section header block at byte offset %d (%d bytes)" % (start, blocklen))
             body, tail = rest[:-4], struct.unpack(endian + "I", rest[-4:])[0]
             if tail != blocklen:
@@ -193,8 +196,8 @@ def pcapng_records(stream):
             blocktype = struct.unpack(endian + "I", blocktype_raw)[0]
             blocklen = struct.unpack(endian + "I", _need(stream, 4, "block header at byte offset %d" % start))[0]
             if blocklen < 12 or blocklen % 4 or blocklen > MAX_RECORD:
-                raise ParseError("corrupt pcapng block at byte offset %d (type %#x, length %d)"
-                                 % (start, blocktype, blocklen), stream.source)
+                raise ParseError("corrupt pcapng block at byte offset %d (type %#x, length %d; at most %d)"
+                                 % (start, blocktype, blocklen, MAX_RECORD), stream.source)
             rest = _need(stream, blocklen - 8, "block at byte offset %d (type %#x, %d bytes)"
                          % (start, blocktype, blocklen))
             body, tail = rest[:-4], struct.unpack(endian + "I", rest[-4:])[0]

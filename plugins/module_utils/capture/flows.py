@@ -24,7 +24,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.capture.conta
 from ansible_collections.netdiag.reachability.plugins.module_utils.capture.decode import LINKTYPES, decode, network_layer
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe import wire
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, ParseError
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits, parse_port
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import STATES, classify
 
 DEFAULT_MAX_PACKETS = 1000000
@@ -135,11 +135,11 @@ def _valid_host(host):
 
 
 def _valid_max(value):
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, str) and not is_digits(value.strip())):
         raise InputError("invalid max_packets %r: not a number" % (value,))
     try:
         num = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
         raise InputError("invalid max_packets %r: not a number" % (value,))
     if num < 1 or (isinstance(value, float) and num != value):
         raise InputError("invalid max_packets %r: must be a whole number of at least 1" % (value,))

@@ -152,7 +152,7 @@ class Client:
     def pages(self, action, path, **params):
         """Every item under ``path`` (e.g. ``("Instances", "Instance")``), following NextToken."""
         out, token = [], None
-        for dummy in range(1000):
+        for dummy in range(MAX_PAGES):
             body = self.call(action, next_token=token, **params) if token else self.call(action, **params)
             node = body
             for key in path:
@@ -161,7 +161,13 @@ class Client:
             token = body.get("NextToken")
             if not token:
                 return out
-        raise BackendUnavailable("ecs:%s returned more than 1000 pages" % action)
+        raise BackendUnavailable("ecs:%s returned more than %d pages (a NextToken that never ends?)"
+                                 % (action, MAX_PAGES))
+
+
+# every listing follows NextToken for at most this many pages, then fails naming the call: a
+# server that always returns a NextToken cannot keep the module looping
+MAX_PAGES = 1000
 
 
 def _list(node, *path):
@@ -172,11 +178,15 @@ def _list(node, *path):
 
 def _ports(text):
     """``80/80`` -> (80, 80); ``-1/-1`` -> None (all)."""
-    m = re.match(r"^\s*(-?\d+)\s*/\s*(-?\d+)\s*$", str(text or "-1/-1"))
+    m = re.match(r"^\s*(-?[0-9]+)\s*/\s*(-?[0-9]+)\s*$", str(text or "-1/-1"))
     if not m:
         raise InputError("invalid port range %r (expected FROM/TO such as 80/80)" % (text,))
     lo, hi = int(m.group(1)), int(m.group(2))
-    return None if lo == -1 else (lo, hi)
+    if lo == -1 and hi == -1:
+        return None
+    if not (1 <= lo <= 65535 and 1 <= hi <= 65535) or lo > hi:
+        raise InputError("invalid port range %r (ports are 1-65535, FROM not above TO; -1/-1 for all)" % (text,))
+    return lo, hi
 
 
 class Reader:
@@ -269,10 +279,15 @@ class Reader:
             body = self.client.call("DescribeSecurityGroupAttribute", security_group_id=group_id)
             perms = _list(body, "Permissions", "Permission")
             token = body.get("NextToken")
+            pages = 1
             while token:
+                if pages >= MAX_PAGES:
+                    raise BackendUnavailable("ecs:DescribeSecurityGroupAttribute of %s returned more than %d pages "
+                                             "(a NextToken that never ends?)" % (group_id, MAX_PAGES))
                 more = self.client.call("DescribeSecurityGroupAttribute", security_group_id=group_id, next_token=token)
                 perms += _list(more, "Permissions", "Permission")
                 token = more.get("NextToken")
+                pages += 1
             body["Permissions"] = {"Permission": perms}
             self._groups[group_id] = body
         return self._groups[group_id]
@@ -381,6 +396,10 @@ class Reader:
 
 
 def read(client, addresses=(), instance_ids=(), interface_ids=()):
+    return common.guard_response("Alibaba Cloud ECS", _read, client, addresses, instance_ids, interface_ids)
+
+
+def _read(client, addresses, instance_ids, interface_ids):
     reader = Reader(client)
     items = reader.find(addresses, instance_ids, interface_ids)
     return {"interfaces": [reader.record(i) for i in items], "warnings": reader.warnings}

@@ -52,7 +52,7 @@ DENIED_CODES = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"
 THROTTLE_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "ThrottledException",
                   "TooManyRequestsException", "RequestThrottled", "RequestThrottledException")
 REGION_CODES = ("InvalidRegion", "UnknownRegion", "OptInRequired")
-_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 _PROTO_NUMBER = {name: number for number, name in L4PROTO_NUMBERS.items()}
 
 
@@ -391,6 +391,10 @@ class Reader:
 def read(client, region, addresses=(), instance_ids=(), interface_ids=()):
     """``{"interfaces": [RECORD...], "warnings": [...]}`` for the targets (see ``Reader.record``)."""
     require_boto3()
+    return common.guard_response("AWS EC2", _read, client, region, addresses, instance_ids, interface_ids)
+
+
+def _read(client, region, addresses, instance_ids, interface_ids):
     reader = Reader(client, region)
     enis = reader.find(addresses, instance_ids, interface_ids)
     records = [reader.record(eni) for eni in enis]

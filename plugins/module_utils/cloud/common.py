@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, NetdiagError, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
-    L4PROTO_ALIASES, L4PROTO_NUMBERS, new_ruleset,
+    L4PROTO_ALIASES, L4PROTO_NUMBERS, new_ruleset, number_range,
 )
 
 # Layers, in the order a packet meets them on the way in.
@@ -35,6 +36,21 @@ HOOK_ORDER = {"prerouting": 0, "input": 1, "output": 2, "postrouting": 3}
 DEFAULT_EPHEMERAL_PORTS = (32768, 60999)
 
 
+def guard_response(provider, call, *args, **kwargs):
+    """``call(*args, **kwargs)``, with a provider's response of the wrong shape (a missing key, a
+    list where an object belongs, an address that is not one) turned into a ParseError naming
+    the provider and what was missing, instead of a raw KeyError or TypeError."""
+    try:
+        return call(*args, **kwargs)
+    except NetdiagError:
+        raise
+    except KeyError as exc:
+        raise ParseError("a %s response has no %s field" % (provider, exc), source=provider)
+    except (TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ParseError("a %s response has an unexpected shape: %s: %s" % (provider, type(exc).__name__, exc),
+                         source=provider)
+
+
 def protocol_name(value):
     """A provider's protocol (``tcp``, ``6``, ``TCP``, ``-1``, ``all``) -> a model name or None for all.
 
@@ -43,7 +59,7 @@ def protocol_name(value):
     text = str(value).strip().lower()
     if text in ("-1", "all", ""):
         return None
-    if text.isdigit():
+    if is_digits(text):
         number = int(text)
         if number in L4PROTO_NUMBERS:
             return L4PROTO_NUMBERS[number]
@@ -82,6 +98,11 @@ def proto_matches(proto, ports=None, port_key="dport", icmp=None):
         out.append(match("proto", [proto]))
     if proto in ("tcp", "udp", "sctp", "dccp", "udplite") and ports is not None:
         lo, hi = ports
+        try:
+            number_range(port_key, [lo, hi])
+        except ValueError as exc:  # a provider's rule with ports no packet has: it decides nothing we can tell
+            out.append(unknown("invalid port range %s-%s in the rule: %s" % (lo, hi, exc)))
+            return out
         if not (lo <= 1 and hi >= 65535):
             m = match(port_key, [lo if lo == hi else [lo, hi]])
             m["requires"] = {"proto": [proto]}

@@ -83,6 +83,13 @@ def parse_port_filter(ports, protocols=PROTOCOLS):
     return wanted
 
 
+def _not_privileged(geteuid=os.geteuid):
+    """Why another process's files may be hidden: "not root?" only when this is not root."""
+    if geteuid() != 0:
+        return "not root?"
+    return "root without CAP_SYS_PTRACE, e.g. in a container or a user namespace?"
+
+
 def read_listeners(root="/", ports=None, protocols=PROTOCOLS, include_process=True, diag="auto"):
     """Read the listening sockets under ``root``.
 
@@ -175,11 +182,11 @@ def read_listeners(root="/", ports=None, protocols=PROTOCOLS, include_process=Tr
     listeners.sort(key=lambda l: (l["protocol"], l["port"], l["family"], l["address"], l["inode"]))
     hidden = [l for l in listeners if l["owner"] == "unknown"]
     if unreadable:
-        warnings.append("could not read the open files of %d processes (not root?); %d listeners have no "
-                        "visible process (owner unknown)" % (len(unreadable), len(hidden)))
+        warnings.append("could not read the open files of %d processes (%s); %d listeners have no "
+                        "visible process (owner unknown)" % (len(unreadable), _not_privileged(), len(hidden)))
     if hidepid is not None:
-        warnings.append("/proc is mounted with hidepid=%s: other users' processes are not listed (not root?); "
-                        "%d listeners have no visible process (owner unknown)" % (hidepid, len(hidden)))
+        warnings.append("/proc is mounted with hidepid=%s: other users' processes are not listed (%s); "
+                        "%d listeners have no visible process (owner unknown)" % (hidepid, _not_privileged(), len(hidden)))
     return {
         "listeners": listeners,
         "process_scan": {

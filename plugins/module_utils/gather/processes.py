@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.procfs import list_dir, read_file
 
 
@@ -32,7 +33,7 @@ class Users(object):
                 text = ""
             for line in text.splitlines():
                 fields = line.split(":")
-                if len(fields) > 2 and fields[2].isdigit():
+                if len(fields) > 2 and is_digits(fields[2]):
                     self.table.setdefault(int(fields[2]), fields[0])
 
     def name(self, uid):
@@ -61,7 +62,7 @@ def scan_processes(proc, inodes):
     if not inodes:
         return holders, unreadable
     for name in list_dir(proc):
-        if not name.isdigit():
+        if not is_digits(name):
             continue
         fd_dir = os.path.join(proc, name, "fd")
         try:
@@ -78,10 +79,9 @@ def scan_processes(proc, inodes):
             except OSError:
                 continue
             if link.startswith("socket:["):
-                try:
-                    inode = int(link[8:-1])
-                except ValueError:
+                if not is_digits(link[8:-1]):
                     continue
+                inode = int(link[8:-1])
                 if inode in inodes:
                     holders.setdefault(inode, set()).add(pid)
     return holders, sorted(unreadable)
@@ -116,7 +116,7 @@ def proc_hides_processes(proc):
             key, dummy, value = opt.partition("=")
             if key == "hidepid":
                 hidepid = value
-            elif key == "gid" and value.isdigit():
+            elif key == "gid" and is_digits(value):
                 gid = int(value)
     if hidepid not in ("2", "invisible", "4", "ptraceable"):
         return None
@@ -139,21 +139,30 @@ def proc_hides_processes(proc):
     return hidepid
 
 
+def _text(data):
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
 def read_process(proc, pid, users):
     """``{pid, name, cmdline, uid, user}`` of one process, or None when it has gone."""
     base = os.path.join(proc, str(pid))
     try:
-        name = read_file(os.path.join(base, "comm")).rstrip("\n")
+        # any process may name itself with bytes that are not UTF-8 (prctl PR_SET_NAME), and status
+        # repeats that name: read bytes, decode with replacement characters
+        name = _text(read_file(os.path.join(base, "comm"), "rb")).rstrip("\n")
         cmdline = read_file(os.path.join(base, "cmdline"), "rb")
-        status = read_file(os.path.join(base, "status"))
+        status = _text(read_file(os.path.join(base, "status"), "rb"))
     except FileNotFoundError:
         return None
     except PermissionError:
         name, cmdline, status = None, b"", ""
+    except OSError:  # ESRCH and friends: it is exiting
+        return None
     uid = None
     for line in status.splitlines():
         if line.startswith("Uid:"):
-            uid = int(line.split()[1])
+            fields = line.split()
+            uid = int(fields[1]) if len(fields) > 1 and is_digits(fields[1]) else None
             break
     args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
     return {"pid": pid, "name": name, "cmdline": " ".join(args), "uid": uid, "user": users.name(uid)}

@@ -21,6 +21,7 @@ import socket
 import sys
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 
 TCP_LISTEN = 0x0A  # include/net/tcp_states.h
 TCP_CLOSE = 0x07  # an unconnected UDP socket
@@ -85,11 +86,36 @@ def list_dir(path):
 
 # --------------------------------------------------------------------------- parsing
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex(text, what, digits=None):
+    """A field the kernel prints in hex (``%04X``, ``%08X``): ASCII hex digits only, ``digits`` of them
+    when given (``int(x, 16)`` alone also takes ``0x``, ``_``, signs and other scripts' digits)."""
+    if not text or not set(text) <= _HEX or (digits is not None and len(text) != digits):
+        raise ValueError("%s %r is not %s hex digits" % (what, text, digits or "ASCII"))
+    return int(text, 16)
+
+
+def _dec(text, what):
+    if not is_digits(text):
+        raise ValueError("%s %r is not a decimal number" % (what, text))
+    return int(text)
+
+
+def _signed(text):
+    """A decimal counter as the kernel prints it (``-1`` for MaxConn), ASCII digits only."""
+    if not is_digits(text[1:] if text.startswith("-") else text):
+        raise ValueError("%r is not a decimal number" % (text,))
+    return int(text)
+
+
 def decode_address(text, family, byteorder=sys.byteorder):
     """``0100007F`` -> ``127.0.0.1``: the kernel prints each 32-bit word in host order."""
     want = 8 if family == 4 else 32
     if len(text) != want:
         raise ValueError("address %r has %d hex digits, expected %d" % (text, len(text), want))
+    _hex(text, "address", want)
     raw = bytes.fromhex(text)
     words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
     if byteorder == "little":
@@ -126,21 +152,19 @@ def parse_proc_net(text, protocol, family, source=None):
         try:
             if len(fields) < 10 or not fields[0].endswith(":"):
                 raise ValueError("expected at least 10 fields, got %d" % len(fields))
-            int(fields[0][:-1])
+            _dec(fields[0][:-1], "slot")
             local_addr, sep, local_port = fields[1].partition(":")
             if not sep:
                 raise ValueError("local address %r has no ':PORT'" % fields[1])
             address = decode_address(local_addr, family)
-            port = int(local_port, 16)
-            if len(fields[3]) != 2:
-                raise ValueError("state %r is not two hex digits" % fields[3])
-            state = int(fields[3], 16)
+            port = _hex(local_port, "port", 4)  # the kernel prints %04X: at most 65535
+            state = _hex(fields[3], "state", 2)
             tx_queue, sep, rx_queue = fields[4].partition(":")
             if not sep:
                 raise ValueError("queues %r are not TX:RX" % fields[4])
-            tx_queue, rx_queue = int(tx_queue, 16), int(rx_queue, 16)
-            uid = int(fields[7])
-            inode = int(fields[9])
+            tx_queue, rx_queue = _hex(tx_queue, "tx_queue"), _hex(rx_queue, "rx_queue")
+            uid = _dec(fields[7], "uid")
+            inode = _dec(fields[9], "inode")
         except ValueError as exc:
             raise ParseError("malformed socket line %r: %s" % (line.strip(), exc), source, number)
         sockets.append({
@@ -179,7 +203,7 @@ def parse_kv_tables(text, source):
             raise ParseError("section %s has %d names but %d values"
                              % (head[0][:-1], len(head) - 1, len(values) - 1), source, i + 2)
         try:
-            tables[head[0][:-1]] = dict(zip(head[1:], (int(v) for v in values[1:])))
+            tables[head[0][:-1]] = dict(zip(head[1:], (_signed(v) for v in values[1:])))
         except ValueError as exc:
             raise ParseError("section %s: %s" % (head[0][:-1], exc), source, i + 2)
     return tables
@@ -192,7 +216,7 @@ def parse_snmp6(text, source):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not is_digits(fields[1]):
             raise ParseError("malformed counter line %r" % line, source, number)
         out[fields[0]] = int(fields[1])
     return out
@@ -202,7 +226,7 @@ def parse_sysctl_value(text):
     """``4096`` -> 4096, ``32768\\t60999`` -> [32768, 60999], anything else as a string."""
     fields = text.split()
     try:
-        values = [int(f) for f in fields]
+        values = [_signed(f) for f in fields]
     except ValueError:
         return text.strip()
     if len(values) == 1:

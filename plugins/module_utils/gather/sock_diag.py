@@ -43,6 +43,8 @@ def parse_sock_diag(data, source="sock_diag"):
     ``backlog`` is ``sk_max_ack_backlog`` (TCP LISTEN), ``depth`` ``sk_ack_backlog``,
     ``v6only`` the socket's IPV6_V6ONLY (IPv6 only, else None).
     """
+    if not isinstance(data, (bytes, bytearray)):
+        raise ParseError("a sock_diag reply is bytes, got %s" % type(data).__name__, source)
     out = {}
     offset = 0
     while offset < len(data):
@@ -57,7 +59,11 @@ def parse_sock_diag(data, source="sock_diag"):
             break
         if msg_type == NLMSG_ERROR:
             errno = -struct.unpack_from("=i", body)[0] if len(body) >= 4 else 0
-            raise ParseError("netlink error %d (%s)" % (errno, os.strerror(errno)), source)
+            try:
+                reason = os.strerror(errno)
+            except (OverflowError, ValueError):
+                reason = "not an errno"
+            raise ParseError("netlink error %d (%s)" % (errno, reason), source)
         if msg_type != SOCK_DIAG_BY_FAMILY:
             continue
         if len(body) < _INET_DIAG_MSG_LEN:

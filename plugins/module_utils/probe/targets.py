@@ -8,6 +8,7 @@ protocol, resolving names once each.  Bad values raise InputError naming them.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 
@@ -74,11 +75,29 @@ def normalize_options(options=None):
     return opts
 
 
+def _check_literal(host):
+    """Refuse what can only be a mistyped address, before it reaches DNS: a name's last label
+    is never all digits (RFC 3696), so ``10.0.0.999`` or ``10.1`` is a bad IPv4 address, not a
+    name; a name never holds ``:``, so ``fe80::zz`` is a bad IPv6 address."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0] if ":" in host else host)
+        return
+    except ValueError:
+        pass
+    if ":" in host:
+        raise InputError("invalid target host %r: not an IPv6 address (and a name cannot hold ':')" % (host,))
+    last = host.rstrip(".").rsplit(".", 1)[-1]
+    if last.isascii() and last.isdigit():
+        raise InputError("invalid target host %r: not an IPv4 address (four numbers 0-255, e.g. 10.0.0.9), "
+                         "and a name cannot end in a number" % (host,))
+
+
 def resolve(host, family="auto"):
     """Resolve an address or name to ``(address, family 4|6)``; InputError naming it."""
     if not isinstance(host, str) or not host.strip():
         raise InputError("invalid target host %r: expected an address or a name" % (host,))
     host = host.strip()
+    _check_literal(host)
     fam = {"auto": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}[family]
     try:
         infos = socket.getaddrinfo(host, None, fam, socket.SOCK_STREAM)

@@ -30,9 +30,10 @@ import ipaddress
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common import icmp
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits, parse_number
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
     CT_STATES, ICMP4_TYPE_NUMBERS, ICMP6_TYPE_NUMBERS, L4PROTO_ALIASES, L4PROTO_NUMBERS,
-    PORT_PROTOS, from_dict,
+    PORT_PROTOS, from_dict, number_range,
 )
 
 PATHS = {
@@ -74,7 +75,7 @@ def _proto(value):
             return L4PROTO_NUMBERS[value]
         raise InputError("invalid protocol %r" % (value,))
     text = str(value).strip().lower()
-    if text.isdigit():
+    if is_digits(text):
         return _proto(int(text))
     text = L4PROTO_ALIASES.get(text, text)
     if text not in L4PROTO_NUMBERS.values():
@@ -83,12 +84,9 @@ def _proto(value):
 
 
 def _port(value, what):
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+    if not isinstance(value, (int, str)):
         raise InputError("invalid %s %r: not a number" % (what, value))
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise InputError("invalid %s %r: must be between 0 and 65535" % (what, value))
-    return port
+    return parse_number(value, what, 0, 65535)
 
 
 def normalise_packet(packet):
@@ -167,7 +165,7 @@ def _icmp_type(value, family):
     if isinstance(value, int):
         return value if 0 <= value <= 255 else None
     text = str(value).strip().lower()
-    if text.isdigit():
+    if is_digits(text):
         return int(text) if int(text) <= 255 else None
     table = ICMP6_TYPE_NUMBERS if family == "ipv6" else ICMP4_TYPE_NUMBERS
     return table.get(text)
@@ -251,23 +249,14 @@ def _value_tester(key, values):
         return lambda v, pkt: v in sets[pkt["family"]]
     if key in ("sport", "dport", "icmp_code", "mark", "rt_type", "ct_orig_sport", "ct_orig_dport",
                "ct_repl_sport", "ct_repl_dport"):
-        pairs = []
-        for v in values:
-            if isinstance(v, list):
-                pairs.append((int(v[0]), int(v[1])))
-            else:
-                pairs.append((int(v), int(v)))
-        iset = _IntervalSet(pairs)
+        iset = _IntervalSet([number_range(key, v) for v in values])
         return lambda v, pkt: v in iset
     if key == "icmp_type":
         v4, v6 = [], []
         for v in values:
-            if isinstance(v, list):
-                v4.append((int(v[0]), int(v[1])))
-                v6.append((int(v[0]), int(v[1])))
-            elif isinstance(v, int):
-                v4.append((v, v))
-                v6.append((v, v))
+            if isinstance(v, (list, int)):
+                v4.append(number_range(key, v))
+                v6.append(v4[-1])
             else:
                 name = str(v).lower()
                 if name not in ICMP4_TYPE_NUMBERS and name not in ICMP6_TYPE_NUMBERS:
@@ -431,15 +420,15 @@ def _index_ports(match):
         return None
     ports = []
     for v in match["values"]:
-        if isinstance(v, list):
-            lo, hi = int(v[0]), int(v[1])
-            if hi - lo > _INDEX_LIMIT:
-                return None
-            ports.extend(range(lo, hi + 1))
-        elif isinstance(v, int):
-            ports.append(v)
-        else:
+        if not isinstance(v, (list, int)):
             return None
+        try:
+            lo, hi = number_range("dport", v)
+        except ValueError:
+            return None  # the match itself is indeterminate: keep the rule with the generic ones
+        if hi - lo > _INDEX_LIMIT:
+            return None
+        ports.extend(range(lo, hi + 1))
         if len(ports) > _INDEX_LIMIT:
             return None
     return ports
@@ -541,36 +530,55 @@ class Evaluator:
 
     def _drop_effect_free_jumps(self, ruleset):
         """A jump to a chain that can only log, count or return changes nothing: skip such rules
-        (ufw jumps to rate-limited logging chains)."""
-        free = set()
-        changed = True
-        while changed:
-            changed = False
-            for ti, table in enumerate(ruleset["tables"]):
-                for chain in table["chains"]:
-                    key = (ti, chain["name"])
-                    if key in free or chain.get("hook"):
-                        continue
-                    ok = True
-                    for rule in chain["rules"]:
-                        v = rule.get("verdict") or {}
-                        if any(s.get("kind") not in ("counter", "log", "comment") for s in rule.get("statements") or []):
+        (ufw jumps to rate-limited logging chains).
+
+        A chain is effect-free when its own rules only log, count, return or jump to effect-free
+        chains.  Solved with a work list over the jump graph (each chain and each jump is visited
+        once), so a saved chain of jumps thousands deep compiles in linear time; a loop of jumps is
+        never effect-free."""
+        pending = {}     # chain -> effect-free chains it still waits for
+        waiting = {}     # chain -> chains whose verdict waits on it
+        ready = []
+        for ti, table in enumerate(ruleset["tables"]):
+            for chain in table["chains"]:
+                key = (ti, chain["name"])
+                if chain.get("hook") or key in pending:
+                    continue
+                targets = set()
+                ok = True
+                for rule in chain["rules"]:
+                    v = rule.get("verdict") or {}
+                    if any(st.get("kind") not in ("counter", "log", "comment") for st in rule.get("statements") or []):
+                        ok = False
+                    elif v.get("kind") in ("jump", "goto"):
+                        target = (ti, v.get("target"))
+                        if target == key:
                             ok = False
-                        elif v.get("kind") in (None, "return", "continue"):
-                            continue
-                        elif v.get("kind") in ("jump", "goto") and (ti, v.get("target")) in free:
-                            continue
                         else:
-                            ok = False
-                        if not ok:
-                            break
-                    if ok:
-                        free.add(key)
-                        changed = True
+                            targets.add(target)
+                    elif v.get("kind") not in (None, "return", "continue"):
+                        ok = False
+                    if not ok:
+                        break
+                if not ok:
+                    continue
+                pending[key] = len(targets)
+                for target in targets:
+                    waiting.setdefault(target, []).append(key)
+                if not targets:
+                    ready.append(key)
+        free = set()
+        while ready:
+            key = ready.pop()
+            free.add(key)
+            for parent in waiting.get(key, ()):
+                pending[parent] -= 1
+                if pending[parent] == 0:
+                    ready.append(parent)
         for (ti, _name), chain in self.chains.items():
             keep = [r for r in chain.rules if not (
                 r.verdict and r.verdict.get("kind") == "jump" and (ti, r.verdict.get("target")) in free
-                and all(s.get("kind") in ("counter", "log", "comment") for s in r.statements))]
+                and all(st.get("kind") in ("counter", "log", "comment") for st in r.statements))]
             if len(keep) != len(chain.rules):
                 chain.reindex(keep)
 

@@ -18,8 +18,10 @@ import shlex
 import subprocess
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
-    IPT_BASE_CHAINS, IPT_CHAIN_TYPE, L4PROTO_ALIASES, PORT_PROTOS, from_dict, new_ruleset, unknown_match,
+    IPT_BASE_CHAINS, IPT_CHAIN_TYPE, L4PROTO_ALIASES, PORT_PROTOS, from_dict, new_ruleset, quarantine_invalid,
+    unknown_match,
 )
 
 _HOOK_OF = {"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forward", "OUTPUT": "output",
@@ -49,17 +51,28 @@ def _split_list(text):
 
 
 def _ports(text, what, line):
+    """``80``, ``8000:8010``, ``:1023``, ``1024:`` and comma lists of them.  Words that are not
+    ASCII numbers are an error; numbers out of range and reversed ranges are kept as they are
+    (``quarantine_invalid`` turns those rules into unknown matches with a warning)."""
     out = []
-    for part in _split_list(text):
+    parts = _split_list(text)
+    if not parts:
+        raise _Bad("invalid %s %r" % (what, text))
+    for part in parts:
         lo, sep, hi = part.partition(":")
-        try:
-            if sep:
-                out.append([int(lo or 0), int(hi or 65535)])
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise _Bad("invalid %s %r" % (what, text))
+        if sep:
+            lo, hi = lo or "0", hi or "65535"
+            if not (is_digits(lo) and is_digits(hi)):
+                raise _Bad("invalid %s %r" % (what, text))
+            out.append([int(lo), int(hi)])
+        else:
+            if not is_digits(part):
+                raise _Bad("invalid %s %r" % (what, text))
+            out.append(int(part))
     return out
+
+
+_MARK_RE = re.compile(r"^(?:0[xX][0-9a-fA-F]+|[0-9]+)$")
 
 
 class _Bad(Exception):
@@ -161,17 +174,29 @@ def convert_rule(argv, family):
         elif tok == "--ctproto":
             add("proto", [take().lower()])
         elif tok == "--rt-type":
-            add("rt_type", [int(take())])
+            value = take()
+            if is_digits(value):
+                add("rt_type", [int(value)])
+            else:
+                matches.append(unknown_match("cannot model --rt-type %r: not a number" % value))
+                negate = False
         elif tok == "--ctstatus":
             add("ct_status", [s.lower() for s in _split_list(take())])
         elif tok in ("--icmp-type", "--icmpv6-type"):
             value = take()
-            if "/" in value:
-                t, dummy, c = value.partition("/")
-                add("icmp_type", [int(t) if t.isdigit() else t], {"proto": [proto or "icmp"]})
+            t, dummy, c = value.partition("/")
+            if not t or (dummy and not is_digits(c)):
+                matches.append(unknown_match("cannot model %s %r: expected TYPE or TYPE/CODE" % (tok, value)))
+                negate = False
+            elif dummy and negate:
+                # not (type and code) is not two negated matches
+                matches.append(unknown_match("cannot model ! %s %s" % (tok, value)))
+                negate = False
+            elif dummy:
+                add("icmp_type", [int(t) if is_digits(t) else t], {"proto": [proto or "icmp"]})
                 add("icmp_code", [int(c)], {"proto": [proto or "icmp"]})
             else:
-                add("icmp_type", [int(value) if value.isdigit() else value], {"proto": [proto or "icmp"]})
+                add("icmp_type", [int(value) if is_digits(value) else value], {"proto": [proto or "icmp"]})
         elif tok == "--comment":
             comment = take()
         elif tok in ("--dst-type", "--src-type"):
@@ -183,8 +208,11 @@ def convert_rule(argv, family):
             if "/" in value:
                 matches.append(unknown_match("mark with mask %s is not modelled" % value))
                 negate = False
+            elif _MARK_RE.match(value):
+                add("mark", [int(value, 0) if not is_digits(value) else int(value)])
             else:
-                add("mark", [int(value, 0)])
+                matches.append(unknown_match("cannot model --mark %r: not a number" % value))
+                negate = False
         elif tok in ("--limit", "--limit-burst"):
             take()
             if tok == "--limit":
@@ -284,7 +312,7 @@ def parse_iptables_save(text, family=None, backend=None, source="iptables-save")
     nft_family = "ip" if family == "ipv4" else "ip6"
     ruleset = new_ruleset()
     table = None
-    chains = {}
+    chains, declared = {}, {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -296,7 +324,7 @@ def parse_iptables_save(text, family=None, backend=None, source="iptables-save")
             if not re.match(r"^[a-z_]+$", name):
                 raise ParseError("invalid table name %r" % name, source, lineno)
             table = {"backend": backend, "family": nft_family, "name": name, "sets": {}, "chains": []}
-            chains = {}
+            chains, declared = {}, {}
             continue
         if table is None:
             raise ParseError("%r outside a table (expected *filter, *nat, ...)" % line[:60], source, lineno)
@@ -321,6 +349,11 @@ def parse_iptables_save(text, family=None, backend=None, source="iptables-save")
                     raise ParseError("chain %s has policy %s but is not a built-in chain of %s"
                                      % (cname, policy, table["name"]), source, lineno)
                 chain = {"name": cname, "type": None, "hook": None, "priority": None, "policy": None, "rules": []}
+            if cname in chains:
+                # iptables-restore refuses a chain declared twice; two INPUT chains would be a wrong model
+                raise ParseError("chain %s is declared twice in table %s (first at line %d)"
+                                 % (cname, table["name"], declared[cname]), source, lineno)
+            declared[cname] = lineno
             table["chains"].append(chain)
             chains[cname] = chain
             continue
@@ -347,7 +380,7 @@ def parse_iptables_save(text, family=None, backend=None, source="iptables-save")
                                        "origin": origin})
     if table is not None:
         raise ParseError("table %s has no COMMIT (truncated output?)" % table["name"], source)
-    return from_dict(ruleset)
+    return from_dict(quarantine_invalid(ruleset))
 
 
 def _resolve_targets(table, chains, source):

@@ -50,6 +50,7 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 
 MODEL_VERSION = 1
 
@@ -114,6 +115,102 @@ ICMP6_TYPE_NUMBERS = {
 
 CT_STATES = ("new", "established", "related", "invalid", "untracked")
 
+# keys whose VALUEs are numbers or [lo, hi] ranges, and the largest value each field can hold
+NUMBER_KEYS = {
+    "sport": 65535, "dport": 65535, "ct_orig_sport": 65535, "ct_orig_dport": 65535, "ct_repl_sport": 65535,
+    "ct_repl_dport": 65535, "icmp_type": 255, "icmp_code": 255, "rt_type": 255, "mark": 2 ** 32 - 1,
+}
+
+
+OPEN_END = 2 ** 32  # the upper bound earlier versions wrote for nft `>` and `>=` comparisons
+
+
+def number_range(key, value):
+    """``(lo, hi)`` of one VALUE of a numeric key (an int, a string of ASCII digits or ``[lo, hi]``).
+
+    Raises ValueError naming the value when it is not a number, is out of the field's range
+    (ports 0-65535, ICMP type and code 0-255, marks 32 bits) or is a reversed range.
+    """
+    high = NUMBER_KEYS.get(key, 2 ** 32 - 1)
+
+    def one(v):
+        if isinstance(v, bool) or not (isinstance(v, int) or is_digits(v)):
+            raise ValueError("%s value %r is not a number" % (key, v))
+        n = int(v)
+        if not 0 <= n <= high:
+            raise ValueError("%s value %r is out of range 0-%d" % (key, v, high))
+        return n
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ValueError("%s range %r is not [low, high]" % (key, value))
+        if value[1] == OPEN_END and not isinstance(value[1], bool):
+            value = [value[0], high]  # `dport > 1024` as saved by earlier versions: up to the field's maximum
+        lo, hi = one(value[0]), one(value[1])
+        if lo > hi:
+            raise ValueError("%s range %r is reversed (%d > %d)" % (key, value, lo, hi))
+        return lo, hi
+    n = one(value)
+    return n, n
+
+
+def invalid_number(key, value):
+    """Why a VALUE of a numeric key is invalid, or None.  Only numbers and ranges are judged
+    (names such as ICMP type names are left to the evaluator, which knows them)."""
+    if key not in NUMBER_KEYS:
+        return None
+    if not (isinstance(value, (int, list)) or is_digits(value)):
+        return None
+    try:
+        number_range(key, value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _match_problem(match, table):
+    """The first invalid number of a match (its values, or the elements of its set), or None."""
+    key = match.get("key")
+    keys = key if isinstance(key, list) else [key]
+    if not any(k in NUMBER_KEYS for k in keys if isinstance(k, str)):
+        return None
+    if "values" in match:
+        values = match["values"]
+    else:
+        entry = (table.get("sets") or {}).get(match.get("set")) or {}
+        values = entry.get("elements") if not entry.get("map") else None
+    for value in values if isinstance(values, list) else []:
+        parts = value if isinstance(key, list) else [value]
+        if not isinstance(parts, list):
+            continue
+        for k, v in zip(keys, parts):
+            why = invalid_number(k, v) if isinstance(k, str) else None
+            if why:
+                return why
+    return None
+
+
+def quarantine_invalid(ruleset):
+    """For a ruleset just read from a host: a match holding an impossible number (``--dport 70000``,
+    a reversed range ``80:70``) becomes an ``unknown`` match, so the evaluator answers
+    ``indeterminate`` for the packets that rule could decide, and the ruleset gets a warning
+    naming the rule.  Returns the ruleset."""
+    for table in ruleset.get("tables") or []:
+        for chain in table.get("chains") or []:
+            for rule in chain.get("rules") or []:
+                origin = rule.get("origin") or {}
+                for i, match in enumerate(rule.get("matches") or []):
+                    why = _match_problem(match, table)
+                    if why is None:
+                        continue
+                    rule["matches"][i] = unknown_match("invalid match: %s" % why)
+                    ref = ("handle %s" % origin["handle"] if origin.get("handle") is not None
+                           else "line %s" % origin.get("line"))
+                    ruleset.setdefault("warnings", []).append(
+                        "%s rule '%s' (%s %s, chain %s, %s): %s; packets it could decide are indeterminate"
+                        % (origin.get("backend") or table.get("backend"), origin.get("text"), table.get("family"),
+                           table.get("name"), chain.get("name"), ref, why))
+    return ruleset
+
 
 def new_ruleset():
     return {"model": MODEL_VERSION, "tables": [], "warnings": []}
@@ -138,6 +235,41 @@ def to_dict(ruleset):
 
 def _fail(what, value):
     raise ParseError("invalid rule model: %s (got %r)" % (what, value), source="rule model")
+
+
+def _check_match(m, where):
+    if not isinstance(m, dict) or "key" not in m:
+        _fail(where + " must be a dict with a key", m)
+    key = m["key"]
+    if key == "unknown":
+        return
+    if not (isinstance(key, str) or (isinstance(key, list) and key and all(isinstance(k, str) for k in key))):
+        _fail(where + ".key must be a string or a list of strings", key)
+    if "values" not in m and "set" not in m:
+        _fail(where + " needs values or set", m)
+    if "values" in m:
+        if not isinstance(m["values"], list):
+            _fail(where + ".values must be a list", m["values"])
+        for vi, value in enumerate(m["values"]):
+            if isinstance(key, list):
+                if not isinstance(value, list) or len(value) != len(key):
+                    _fail("%s.values[%d] must be a list of %d values (one per key)" % (where, vi, len(key)), value)
+                parts = value
+            else:
+                parts = [value]
+            for k, v in zip(key if isinstance(key, list) else [key], parts):
+                why = invalid_number(k, v)
+                if why:
+                    _fail("%s.values[%d]: %s" % (where, vi, why), v)
+    elif not isinstance(m["set"], str):
+        _fail(where + ".set must be a set name", m["set"])
+    if not isinstance(m.get("negate", False), bool):
+        _fail(where + ".negate must be a boolean", m.get("negate"))
+    req = m.get("requires")
+    if req is not None:
+        if not isinstance(req, dict) or not isinstance(req.get("family", ""), str) or not (
+                "proto" not in req or (isinstance(req["proto"], list) and all(isinstance(p, str) for p in req["proto"]))):
+            _fail(where + ".requires must be a dict {family: str, proto: [str, ...]}", req)
 
 
 def _check_verdict(v, where):
@@ -178,6 +310,9 @@ def from_dict(data):
             _fail(where + ".chains must be a list", table.get("chains"))
         if not isinstance(table.get("sets", {}), dict):
             _fail(where + ".sets must be a dict", table.get("sets"))
+        for sname, entry in (table.get("sets") or {}).items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("elements", []), (list, type(None))):
+                _fail("%s.sets.%s must be a dict whose elements are a list" % (where, sname), entry)
         for ci, chain in enumerate(table["chains"]):
             cwhere = "%s.chains[%d]" % (where, ci)
             if not isinstance(chain, dict) or not isinstance(chain.get("name"), str):
@@ -196,11 +331,11 @@ def from_dict(data):
                     _fail(rwhere + " must be a dict with a matches list", rule)
                 if not isinstance(rule.get("origin"), dict):
                     _fail(rwhere + ".origin must be a dict", rule.get("origin"))
-                for m in rule["matches"]:
-                    if not isinstance(m, dict) or "key" not in m:
-                        _fail(rwhere + ": a match is a dict with a key", m)
-                    if m["key"] != "unknown" and "values" not in m and "set" not in m:
-                        _fail(rwhere + ": a match needs values or set", m)
+                for mi, m in enumerate(rule["matches"]):
+                    _check_match(m, "%s.matches[%d]" % (rwhere, mi))
+                if not isinstance(rule.get("statements", []), list) or not all(
+                        isinstance(st, dict) for st in rule.get("statements") or []):
+                    _fail(rwhere + ".statements must be a list of dicts", rule.get("statements"))
                 _check_verdict(rule.get("verdict"), rwhere)
     data.setdefault("warnings", [])
     data.setdefault("model", MODEL_VERSION)

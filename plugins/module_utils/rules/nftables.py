@@ -25,7 +25,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
     BackendUnavailable, MissingDependency, ParseError,
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
-    L4PROTO_NUMBERS, NFT_PRIORITIES, PORT_PROTOS, from_dict, new_ruleset, unknown_match,
+    L4PROTO_NUMBERS, NFT_PRIORITIES, NUMBER_KEYS, PORT_PROTOS, from_dict, new_ruleset, quarantine_invalid,
+    unknown_match,
 )
 
 BACKEND = "nftables"
@@ -261,7 +262,8 @@ def _match(m):
         if op in _CMP:
             if isinstance(key, list) or not isinstance(right, int) or isinstance(right, bool):
                 raise _Unknown("comparison %s %s" % (op, _render(right)))
-            bounds = {"lt": [0, right - 1], "le": [0, right], "gt": [right + 1, 2 ** 32], "ge": [right, 2 ** 32]}
+            top = NUMBER_KEYS.get(key, 2 ** 32 - 1)  # `tcp dport > 1024` is 1025-65535
+            bounds = {"lt": [0, right - 1], "le": [0, right], "gt": [right + 1, top], "ge": [right, top]}
             out = {"key": key, "negate": False, "values": [bounds[_CMP[op]]]}
         elif op in ("==", "!=", "in"):
             kind, vals = _values(right, key)
@@ -469,7 +471,7 @@ def _render_inner(e):
 
 _TABLE_RE = re.compile(r"^table\s+(\S+)\s+(\S+)\s*\{")
 _CHAIN_RE = re.compile(r"^\s*chain\s+(\S+)\s*\{")
-_HANDLE_RE = re.compile(r"^\s*(.*?)\s*# handle (\d+)\s*$")
+_HANDLE_RE = re.compile(r"^\s*(.*?)\s*# handle ([0-9]+)\s*$")
 
 
 def texts_from_listing(text):
@@ -509,7 +511,7 @@ def _priority(chain):
     if isinstance(prio, str) and prio in NFT_PRIORITIES:
         return NFT_PRIORITIES[prio]
     if isinstance(prio, str):
-        m = re.match(r"^(\w+)\s*([+-])\s*(\d+)$", prio)
+        m = re.match(r"^(\w+)\s*([+-])\s*([0-9]+)$", prio)
         if m and m.group(1) in NFT_PRIORITIES:
             base = NFT_PRIORITIES[m.group(1)]
             return base + int(m.group(3)) if m.group(2) == "+" else base - int(m.group(3))
@@ -573,6 +575,25 @@ def _set_value(value):
     return _scalar(value, None)
 
 
+MAX_JSON_DEPTH = 64  # nft's own listings nest about a dozen levels
+
+
+def _check_depth(data, source):
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH (the converters recurse), without recursing."""
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise ParseError("nftables JSON nested deeper than %d levels" % MAX_JSON_DEPTH, source=source)
+        below = []
+        for value in level:
+            if isinstance(value, dict):
+                below.extend(value.values())
+            elif isinstance(value, list):
+                below.extend(value)
+        level = below
+
+
 def parse_nft_json(data, text=None, source="nft -j list ruleset"):
     """Convert libnftables JSON (a str or the decoded dict) to a ruleset.
 
@@ -586,6 +607,9 @@ def parse_nft_json(data, text=None, source="nft -j list ruleset"):
             data = json.loads(data)
         except ValueError as exc:
             raise ParseError("not JSON: %s" % exc, source=source)
+        except RecursionError:
+            raise ParseError("JSON nested deeper than Python can read", source=source)
+    _check_depth(data, source)
     if not isinstance(data, dict) or not isinstance(data.get("nftables"), list):
         raise ParseError("not an nftables JSON listing (no 'nftables' list)", source=source)
     texts = texts_from_listing(text) if text else {}
@@ -621,7 +645,7 @@ def parse_nft_json(data, text=None, source="nft -j list ruleset"):
             raise ParseError(str(exc), source=source) if exc.source is None else exc
     _flag_iptables_nft(ruleset)
     try:
-        return from_dict(ruleset)
+        return from_dict(quarantine_invalid(ruleset))
     except ParseError as exc:
         raise ParseError(str(exc), source=source)
 

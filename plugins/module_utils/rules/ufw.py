@@ -27,6 +27,7 @@ import os
 import re
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 
 ROOT = "/"
 CONF = "etc/ufw/ufw.conf"
@@ -309,7 +310,8 @@ def _ufw_port_match(spec, port):
         return True
     for part in str(spec).split(","):
         lo, dummy, hi = part.partition(":")
-        if lo.isdigit() and int(lo) <= port <= int(hi or lo):
+        hi = hi or lo
+        if is_digits(lo) and is_digits(hi) and int(lo) <= port <= int(hi):
             return True
     return False
 

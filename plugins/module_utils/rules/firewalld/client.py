@@ -21,6 +21,7 @@ import traceback
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, InputError, MissingDependency, ParseError)
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 
 PACKAGE = "python3-firewall"
 ETC_ROOT = "/etc/firewalld"
@@ -50,20 +51,48 @@ def _import_zone_io():
 
 # --------------------------------------------------------------------------- settings
 
+def conf_value(config_root, key):
+    """The value of ``key`` in ``<config_root>/firewalld.conf`` (the last one wins), or None.
+
+    The file is read as UTF-8 with replacement characters, so a stray byte in a comment does
+    not stop the read; a value that is not UTF-8 itself is a ParseError naming the line."""
+    path = os.path.join(config_root, "firewalld.conf")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ParseError("cannot read firewalld.conf: %s" % exc, source=path)
+    found = None
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        k, sep, value = line.strip().partition("=")
+        if sep and k.strip() == key:
+            value = value.strip().strip('"')
+            if "\ufffd" in value:
+                raise ParseError("%s is not UTF-8 text: %r" % (key, value), source=path, line=number)
+            found = value
+    return found
+
+
 def parse_range(text):
     """``"9000"`` or ``"9000-9010"`` (as firewalld stores them) -> (first, last)."""
-    first, dummy, last = str(text).partition("-")
-    try:
-        lo = int(first)
-        hi = int(last) if last else lo
-    except ValueError:
-        raise ParseError("unexpected port %r in the zone settings" % (text,))
-    return (lo, hi) if lo <= hi else (hi, lo)
+    first, dummy, last = str(text).strip().partition("-")
+    last = last if dummy else first
+    if not (is_digits(first) and is_digits(last)):
+        raise ParseError("unexpected port %r in the zone settings: not a number" % (text,))
+    lo, hi = int(first), int(last)
+    if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
+        raise ParseError("unexpected port %r in the zone settings: ports are 1-65535 (firewalld refuses it)"
+                         % (text,))
+    return (lo, hi) if lo <= hi else (hi, lo)   # firewalld itself reads 9010-9000 as 9000-9010
 
 
 def sort_ports(ports):
     def key(text):
         rng, dummy, proto = text.rpartition("/")
+        if not dummy:
+            raise ParseError("unexpected port %r in the zone settings: expected PORT[-PORT]/PROTOCOL" % (text,))
         lo, hi = parse_range(rng)
         return (lo, hi, proto)
     return sorted(set(ports), key=key)
@@ -212,15 +241,7 @@ class OfflineReader(object):
         return sorted(names)
 
     def default_zone(self):
-        conf = os.path.join(self.config_root, "firewalld.conf")
-        zone = None
-        if os.path.exists(conf):
-            with open(conf) as fh:
-                for line in fh:
-                    key, sep, value = line.strip().partition("=")
-                    if sep and key.strip() == "DefaultZone":
-                        zone = value.strip().strip('"')
-        return zone or "public"
+        return conf_value(self.config_root, "DefaultZone") or "public"
 
     def zone_names(self, permanent=True):
         return self._names("zones")

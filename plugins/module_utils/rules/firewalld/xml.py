@@ -17,6 +17,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import conf_value
 
 _FLAG_ELEMENTS = ("masquerade", "forward", "icmp-block-inversion")
 
@@ -37,7 +38,7 @@ def _files(config_root, system_root, kind):
 def _parse(path):
     try:
         return ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
+    except (ET.ParseError, OSError, LookupError, ValueError) as exc:  # LookupError: an unknown encoding
         raise ParseError("cannot read %s: %s" % (path, exc), source=path)
 
 
@@ -158,11 +159,4 @@ class XmlBackend(object):
         return service_settings(path) if path else None
 
     def default_zone(self):
-        path = os.path.join(self.config_root, "firewalld.conf")
-        if os.path.exists(path):
-            with open(path) as fh:
-                for line in fh:
-                    key, sep, value = line.strip().partition("=")
-                    if sep and key.strip() == "DefaultZone" and value.strip():
-                        return value.strip().strip('"')
-        return "public"
+        return conf_value(self.config_root, "DefaultZone") or "public"

@@ -161,15 +161,7 @@ def differences(runtime, permanent):
 
 
 def _conf_value(config_root, key):
-    path = os.path.join(config_root, "firewalld.conf")
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        for line in fh:
-            k, sep, value = line.strip().partition("=")
-            if sep and k.strip() == key:
-                return value.strip().strip('"')
-    return None
+    return fwc.conf_value(config_root, key)
 
 
 def read_firewalld(config_root=fwc.ETC_ROOT, system_root=fwc.USR_ROOT, connect=None):
@@ -218,8 +210,8 @@ def _port_in(spec, port, proto):
     rng, _sep, p = spec.rpartition("/")
     if p != proto:
         return False
-    lo, _sep, hi = rng.partition("-")
-    return int(lo) <= port <= int(hi or lo)
+    lo, hi = fwc.parse_range(rng)   # ParseError naming a port that is not one (saved facts)
+    return lo <= port <= hi
 
 
 def _dest_ok(destination, packet):

@@ -157,9 +157,9 @@ def test_without_the_bindings_it_fails_naming_the_package(host, tmp_path):
     ({"ports": ["70000/udp"]}, "invalid port '70000': must be between 1 and 65535"),
     ({"ports": ["9000-8000/tcp"]}, "invalid port range '9000-8000': 9000 is greater than 8000"),
     ({"ports": ["80/icmp"]}, "unknown protocol 'icmp'"),
-    pytest.param({"ports": ["8\u00b2"]}, "8\u00b2", marks=pytest.mark.xfail(
-        strict=True, reason="bug: _common/ports.parse_port trusts str.isdigit(), so a superscript digit reaches "
-                            "int() and the module dies with a ValueError traceback instead of an InputError")),
+    ({"ports": ["8\u00b2"]}, "invalid port '8\u00b2': not a number"),
+    ({"ports": ["\uff18\uff10/tcp"]}, "invalid port '\uff18\uff10': not a number"),
+    ({"ports": ["80-8\u00b2/tcp"]}, "invalid port '8\u00b2': not a number"),
     ({"ports": [80], "state": "maybe"}, "value of state must be one of: present, absent, got: maybe"),
     ({"ports": [80], "protocol": "icmp"}, "value of protocol must be one of: tcp, udp, sctp, dccp, got: icmp"),
     ({"ports": [80], "timeout": "soon"}, "argument 'timeout' is of type str and we were unable to convert to int"),

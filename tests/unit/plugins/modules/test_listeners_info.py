@@ -81,9 +81,10 @@ def test_check_mode_reports_the_same(sockets):
     ({"ports": [70000]}, "70000"),
     ({"ports": ["80/icmp"]}, "icmp"),
     ({"ports": ["web"]}, "'web'"),
-    pytest.param({"ports": ["8\u00b2"]}, "8\u00b2", marks=pytest.mark.xfail(
-        strict=True, reason="bug: _common/ports.parse_port trusts str.isdigit(), so a superscript digit reaches "
-                            "int() and the module dies with a ValueError traceback instead of an InputError")),
+    ({"ports": ["8\u00b2"]}, "invalid port '8\u00b2': not a number"),
+    ({"ports": ["\u0663/tcp"]}, "invalid port '\u0663': not a number"),
+    ({"ports": [0]}, "invalid port '0': must be between 1 and 65535"),
+    ({"ports": ["9000-8000"]}, "invalid port range '9000-8000': 9000 is greater than 8000"),
     ({"protocols": ["sctp"]}, "sctp"),
     ({"include_process": "maybe"}, "maybe"),
     ({"port": [80]}, "port"),
@@ -92,3 +93,12 @@ def test_bad_arguments_fail_naming_the_value(args, needle):
     result = run_module(args)
     assert result.get("failed") is True
     assert needle in result["msg"]
+
+
+def test_interface_addresses_both_families(sockets):
+    result = run_module({"ports": [sockets[0]]})
+    addrs = {(a["interface"], a["family"], a["address"]) for a in result["interface_addresses"]}
+    assert ("lo", "ipv4", "127.0.0.1") in addrs
+    if socket.has_ipv6 and ("lo", "ipv6", "::1") not in addrs:
+        with open("/proc/net/if_inet6") as fh:
+            assert "00000000000000000000000000000001" not in fh.read()

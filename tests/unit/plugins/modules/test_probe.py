@@ -128,9 +128,10 @@ def test_http_application_check(http_server):
     ({"targets": [{"host": "127.0.0.1", "ports": [65536]}]}, "invalid port '65536': must be between 1 and 65535"),
     ({"targets": [{"host": "127.0.0.1", "ports": ["70000/udp"]}]}, "invalid port '70000': must be between 1 and 65535"),
     ({"targets": [{"host": "127.0.0.1", "ports": ["9000-8000"]}]}, "invalid port range '9000-8000': 9000 is greater than 8000"),
-    pytest.param({"targets": [{"host": "127.0.0.1", "ports": ["8\u00b2"]}]}, "8\u00b2", marks=pytest.mark.xfail(
-        strict=True, reason="bug: _common/ports.parse_port trusts str.isdigit(), so a superscript digit reaches "
-                            "int() and the module dies with a ValueError traceback instead of an InputError")),
+    ({"targets": [{"host": "127.0.0.1", "ports": ["8\u00b2"]}]}, "invalid port '8\u00b2': not a number"),
+    ({"targets": [{"host": "127.0.0.1", "ports": ["\uff18\uff10/udp"]}]}, "invalid port '\uff18\uff10': not a number"),
+    ({"targets": [{"host": "10.0.0.999", "ports": [80]}]}, "invalid target host '10.0.0.999': not an IPv4 address"),
+    ({"targets": [{"host": "fe80::zz", "ports": [80]}]}, "invalid target host 'fe80::zz': not an IPv6 address"),
     ({"targets": [{"host": "127.0.0.1"}]}, "target '127.0.0.1': protocol tcp needs ports"),
     ({"targets": [{"host": "127.0.0.1", "protocol": "icmp", "ports": [80]}]}, "protocol icmp takes no ports (got [80])"),
     ({"targets": [{"host": "127.0.0.1", "ports": ["1-20000"]}]}, "port specs ['1-20000'] expand to more than 10000 ports"),

@@ -149,9 +149,9 @@ def test_a_partial_change_says_what_was_done(ruleset, tmp_path):
     ({"ports": ["70000/tcp"]}, "invalid port '70000': must be between 1 and 65535"),
     ({"ports": ["9000-8000/tcp"]}, "invalid port range '9000-8000': 9000 is greater than 8000"),
     ({"ports": ["80/icmp"]}, "unknown protocol 'icmp'"),
-    pytest.param({"ports": ["8\u00b2"]}, "8\u00b2", marks=pytest.mark.xfail(
-        strict=True, reason="bug: _common/ports.parse_port trusts str.isdigit(), so a superscript digit reaches "
-                            "int() and the module dies with a ValueError traceback instead of an InputError")),
+    ({"ports": ["8\u00b2"]}, "invalid port '8\u00b2': not a number"),
+    ({"ports": ["\uff18\uff10/tcp"]}, "invalid port '\uff18\uff10': not a number"),
+    ({"ports": ["80-8\u00b2/tcp"]}, "invalid port '8\u00b2': not a number"),
     ({"ports": [80], "state": "maybe"}, "value of state must be one of: present, absent, got: maybe"),
     ({"ports": [80], "backend": "pf"}, "value of backend must be one of: nftables, iptables-nft, iptables-legacy, got: pf"),
     ({"ports": "eighty"}, "invalid port 'eighty': not a number"),

@@ -106,9 +106,9 @@ def test_no_ufw_fails_naming_the_package(tmp_path):
     ({"ports": ["80/icmp"]}, "unknown protocol 'icmp'"),
     ({"ports": ["http"]}, "invalid port 'http': not a number"),
     ({"ports": [[80]]}, "invalid port spec [80]"),
-    pytest.param({"ports": ["8\u00b2"]}, "8\u00b2", marks=pytest.mark.xfail(
-        strict=True, reason="bug: _common/ports.parse_port trusts str.isdigit(), so a superscript digit reaches "
-                            "int() and the module dies with a ValueError traceback instead of an InputError")),
+    ({"ports": ["8\u00b2"]}, "invalid port '8\u00b2': not a number"),
+    ({"ports": ["\uff18\uff10/tcp"]}, "invalid port '\uff18\uff10': not a number"),
+    ({"ports": ["80-8\u00b2/tcp"]}, "invalid port '8\u00b2': not a number"),
     ({"ports": [80], "state": "maybe"}, "value of state must be one of: present, absent, got: maybe"),
     ({"ports": {"80": "tcp"}}, "argument 'ports' is of type dict"),
     ({}, "missing required arguments: ports"),
