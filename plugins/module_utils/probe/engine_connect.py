@@ -61,8 +61,8 @@ class ConnectEngine(object):
                 sock = socket.socket(fam, socket.SOCK_DGRAM, proto)
             except OSError as exc:
                 raise BackendUnavailable(
-                    "ICMP echo without root needs a ping socket, which this host refuses (%s): add the "
-                    "user's group to net.ipv4.ping_group_range or run as root" % exc)
+                    "ICMP echo with the connect engine needs a ping socket, which this host refuses (%s): add the "
+                    "user's group to net.ipv4.ping_group_range%s" % (exc, _or_root()))
         sock.setblocking(False)
         if probe.family == 4:
             sock.setsockopt(wire.SOL_IP, wire.IP_RECVERR, 1)
@@ -174,4 +174,9 @@ def check_ping_socket(family):
     except OSError as exc:
         raise BackendUnavailable(
             "protocol icmp with the connect engine needs a ping socket, which this host refuses (%s): "
-            "run as root, or let the user's group in net.ipv4.ping_group_range" % (exc.strerror or exc))
+            "let the user's group in net.ipv4.ping_group_range%s" % (exc.strerror or exc, _or_root()))
+
+
+def _or_root():
+    """The other way out, for a message: root can use the raw engine; others can become root."""
+    return ", or use engine=raw (this process is root)" if os.geteuid() == 0 else ", or run as root"

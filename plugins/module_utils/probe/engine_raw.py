@@ -44,7 +44,9 @@ class RawEngine(object):
             self.icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         except OSError as exc:
             self.close()
-            raise BackendUnavailable("raw sockets are not available (%s); run as root or use engine=connect" % exc)
+            hint = ("this process is root but lacks CAP_NET_RAW (a container?): grant it" if os.geteuid() == 0
+                    else "run as root")
+            raise BackendUnavailable("raw sockets are not available (%s); %s, or use engine=connect" % (exc, hint))
         self.socks += [self.tcp, self.icmp]
         # Reserve the source ports so no local socket uses them while we probe.
         self.tcp_reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
