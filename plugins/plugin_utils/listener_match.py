@@ -25,7 +25,11 @@ def _dest(address):
 
 def _bound(listener):
     """(ip, is_v4_mapped) of a listener's bound address, mapped addresses as IPv4."""
-    ip = ipaddress.ip_address(listener["address"])
+    try:
+        ip = ipaddress.ip_address(listener["address"] if isinstance(listener["address"], str) else "")
+    except ValueError:
+        raise InputError("a listener's address %r is not an IPv4 or IPv6 address (listener %r)"
+                         % (listener.get("address"), listener))
     if ip.version == 6 and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped, True
     return ip, False
