@@ -27,6 +27,16 @@ def open_ports_plan(report, play_hosts, inventory_hosts=None, verify=True, sourc
         raise AnsibleFilterError(str(exc))
 
 
+def open_ports_run_plan(report, rules, inventory_hosts, hosts=None, limit=None, limit_hosts=None,
+                        verify=True, source="the report", routers=False):
+    """The remediate playbook's plan: a report (or None) and rules, narrowed by open_ports_hosts and --limit."""
+    try:
+        return lib.plan_run(plain(report) if report else None, plain(rules), plain(inventory_hosts), plain(hosts),
+                            plain(limit) or None, plain(limit_hosts), bool(verify), source, bool(routers))
+    except NetdiagError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def open_ports_management(ssh_connection, source=None, port=None, address=None):
     """The management connection: ``SSH_CONNECTION`` text, overridden by ``source``/``port``/``address``."""
     found = guard.management_from_ssh_connection(ssh_connection) or {}
@@ -53,6 +63,7 @@ class FilterModule(object):
         return {
             "open_ports_rules": open_ports_rules,
             "open_ports_plan": open_ports_plan,
+            "open_ports_run_plan": open_ports_run_plan,
             "open_ports_management": open_ports_management,
             "open_ports_firewalld_guard": open_ports_firewalld_guard,
         }

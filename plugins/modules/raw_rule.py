@@ -57,6 +57,14 @@ options:
       - This host's address the traffic is sent to (rules that match on the destination are then
         decided). Defaults to the address of the management connection.
     type: str
+  forward_to:
+    description:
+      - For a router - the flow is forwarded by this host to this address rather than sent to it. The packet walks
+        the forward path (its interfaces from this host's routes toward O(source) and O(forward_to)), and the accept
+        rule matches this destination (and O(source) when given), right before the forward rule that blocks it.
+      - The management-connection guard still checks this host's own ssh connection (the input path).
+    type: str
+    version_added: "0.2.0"
   family:
     description: The nftables family of the blocking rule as the report named it (a hint; the live ruleset decides).
     type: str
@@ -101,6 +109,12 @@ EXAMPLES = r"""
     ports: ["3306/tcp"]
     source: 10.0.2.0/24
     state: absent
+
+- name: On a router, accept 8081/tcp forwarded to 10.200.2.10 before the forward rule that drops it
+  netdiag.reachability.raw_rule:
+    backend: nftables
+    ports: ["8081/tcp"]
+    forward_to: 10.200.2.10
 """
 
 RETURN = r"""
@@ -156,7 +170,7 @@ def _ensure(module):
     p = module.params
     mgmt = module_management(p["management"], os.environ.get("SSH_CONNECTION"))
     address = p["address"] or (mgmt or {}).get("address")
-    request = normalize_request(p["backend"], p["ports"], p["state"], p["source"], address)
+    request = normalize_request(p["backend"], p["ports"], p["state"], p["source"], address, p["forward_to"])
     hints = {"family": p["family"], "table": p["table"], "chain": p["chain"]}
     result = ensure(request, check_mode=module.check_mode, management=mgmt, hints=hints)
     if not mgmt:
@@ -171,6 +185,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         source=dict(type="str"),
         address=dict(type="str"),
+        forward_to=dict(type="str"),
         family=dict(type="str"),
         table=dict(type="str"),
         chain=dict(type="str"),

@@ -25,10 +25,12 @@ RAW_BACKENDS = ("nftables", "iptables-nft", "iptables-legacy")
 BACKEND_PROTOCOLS = {"firewalld": ("tcp", "udp", "sctp", "dccp"), "ufw": ("tcp", "udp"),
                      "nftables": ("tcp", "udp", "sctp", "dccp"), "iptables-nft": ("tcp", "udp", "sctp", "dccp"),
                      "iptables-legacy": ("tcp", "udp", "sctp", "dccp")}
-RULE_KEYS = ("host", "backend", "ports", "state", "zone", "source", "family", "table", "chain",
+RULE_KEYS = ("host", "backend", "ports", "state", "zone", "zone_source", "source", "family", "table", "chain", "forward_to",
              "verify_from", "verify_address")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 FIXABLE_CAUSES = ("host_firewall",)
+FORWARD_CAUSES = ("path_block",)   # a managed router's forward rule: raw backends, with forward_to
+CLOUD_CAUSE = "security_group"
 
 
 # --------------------------------------------------------------------------- rules
@@ -65,8 +67,8 @@ def normalize_rule(rule, index=0, hosts=None):
         text = format_port_spec(p["first"], p["last"], p["protocol"])
         if text not in specs:
             specs.append(text)
-    out = {"host": rule.get("host"), "backend": backend, "ports": specs, "state": state, "zone": None,
-           "source": None, "family": None, "table": None, "chain": None,
+    out = {"host": rule.get("host"), "backend": backend, "ports": specs, "state": state, "zone": None, "zone_source": None,
+           "source": None, "family": None, "table": None, "chain": None, "forward_to": None,
            "verify_from": rule.get("verify_from"), "verify_address": None}
     zone = rule.get("zone")
     if zone is not None:
@@ -75,10 +77,18 @@ def normalize_rule(rule, index=0, hosts=None):
         if not isinstance(zone, str) or not _NAME_RE.match(zone):
             raise InputError("%s: invalid zone name %r" % (where, zone))
         out["zone"] = zone
+    if rule.get("zone_source") is not None:
+        if backend != "firewalld":
+            raise InputError("%s: zone_source %r is only for backend firewalld (backend is %s; use source)" % (
+                where, rule["zone_source"], backend))
+        if out["zone"]:
+            raise InputError("%s: give zone or zone_source, not both (zone %r, zone_source %r)" % (
+                where, out["zone"], rule["zone_source"]))
+        out["zone_source"] = _address_or_network(rule["zone_source"], "zone_source", where)
     if rule.get("source") is not None:
         if backend == "firewalld":
             raise InputError("%s: source %r is not supported for backend firewalld (open the port in the zone "
-                             "the source is bound to, with zone)" % (where, rule["source"]))
+                             "the source is bound to, with zone, or let zone_source find that zone)" % (where, rule["source"]))
         out["source"] = _address_or_network(rule["source"], "source", where)
     for key in ("family", "table", "chain"):
         value = rule.get(key)
@@ -92,6 +102,13 @@ def normalize_rule(rule, index=0, hosts=None):
         out[key] = value
     if out["family"] is not None and out["family"] not in ("ip", "ip6", "inet"):
         raise InputError("%s: invalid family %r (expected ip, ip6 or inet)" % (where, out["family"]))
+    if rule.get("forward_to") is not None:
+        if backend not in RAW_BACKENDS:
+            raise InputError("%s: forward_to %r is only for nftables/iptables backends (backend is %s)" % (
+                where, rule["forward_to"], backend))
+        out["forward_to"] = _address_or_network(rule["forward_to"], "forward_to", where)
+        if "/" in out["forward_to"]:
+            raise InputError("%s: invalid forward_to %r (expected one address)" % (where, rule["forward_to"]))
     if rule.get("verify_address") is not None:
         out["verify_address"] = _address_or_network(rule["verify_address"], "verify_address", where)
         if "/" in out["verify_address"]:
@@ -142,18 +159,23 @@ def check_report(report, source="the report"):
         raise InputError("%s has no list of flows" % source)
 
 
-def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, source="the report"):
+def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, source="the report", limit=None, routers=False):
     """Split a report's findings into rules per host and manual actions.
 
     Returns ``{"rules": [RULE, ...], "hosts": [name, ...], "manual": [ACTION, ...], "ok": int}``
     where RULE is a normalised rule (with ``host``) and ACTION is ``{flow, cause, host, summary,
-    commands, why}``.
+    commands, why}``.  ``limit``: ``{"pattern": TEXT, "hosts": [name, ...]}`` when the run is limited
+    (``--limit``); a fix on a host the limit leaves out is listed with that reason.  ``routers``: plan the
+    forward-path fixes of managed routers (nftables/iptables, with ``forward_to``); else they are manual.
     """
     check_report(report, source)
     play_hosts = list(play_hosts or [])
+    if limit:
+        play_hosts = [h for h in play_hosts if h in limit["hosts"]]
     inventory_hosts = list(inventory_hosts or play_hosts)
     merged = {}
     manual = []
+    cloud = []
     ok = 0
     for flow in report["flows"]:
         cause = flow.get("cause")
@@ -162,13 +184,24 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
             continue
         fix = flow.get("fix") or {}
         spec = fix.get("open_ports") if isinstance(fix, dict) else None
+        if cause == CLOUD_CAUSE and isinstance(fix, dict) and fix.get("cloud"):
+            _plan_cloud(flow, fix, play_hosts, limit, cloud, manual)
+            continue
         why = None
         if not fix:
             why = "the report proposes no fix (%s)" % cause
         elif fix.get("manual") or not spec:
             why = "not a host firewall change (%s)" % cause
-        elif cause not in FIXABLE_CAUSES:
-            why = "the change is on %s, in the forward path (%s): routers are changed by hand" % (spec.get("host"), cause)
+        elif cause in FORWARD_CAUSES and not routers:
+            why = "the change is on %s, in the forward path (%s): routers are changed by hand unless " \
+                  "open_ports_fix_routers is true" % (spec.get("host"), cause)
+        elif cause in FORWARD_CAUSES and spec.get("backend") not in RAW_BACKENDS:
+            why = "the change is on %s, in the forward path (%s): only nftables/iptables forward rules are applied" % (
+                spec.get("host"), cause)
+        elif cause not in FIXABLE_CAUSES + FORWARD_CAUSES:
+            why = "the change is on %s (%s): changed by hand" % (spec.get("host"), cause)
+        elif limit and spec.get("host") not in limit["hosts"]:
+            why = "%s is outside --limit %s" % (spec.get("host"), limit["pattern"])
         elif spec.get("host") not in play_hosts:
             why = "%s is not a host of this play" % spec.get("host")
         elif spec.get("backend") not in BACKENDS:
@@ -182,24 +215,151 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
         rule = {"host": spec["host"], "backend": spec["backend"], "ports": list(spec.get("ports") or [])}
         if spec["backend"] == "firewalld" and spec.get("zone"):
             rule["zone"] = spec["zone"]
+        elif spec["backend"] == "firewalld" and flow.get("source_address"):
+            rule["zone_source"] = flow["source_address"]   # the zone firewalld sends this source to
         if spec["backend"] == "ufw" and spec.get("source"):
             rule["source"] = spec["source"]
         if spec["backend"] in RAW_BACKENDS:
             for key in ("family", "table", "chain"):
                 if spec.get(key):
                     rule[key] = spec[key]
+            if cause in FORWARD_CAUSES:
+                rule["forward_to"] = flow.get("address")
         if verify and flow.get("source") in inventory_hosts:
             rule["verify_from"] = flow["source"]
             rule["verify_address"] = flow.get("address")
-        key = tuple((k, rule.get(k)) for k in ("host", "backend", "zone", "source", "family", "table", "chain",
-                                               "verify_from", "verify_address"))
+        key = tuple((k, rule.get(k)) for k in ("host", "backend", "zone", "zone_source", "source", "family", "table", "chain",
+                                               "forward_to", "verify_from", "verify_address"))
         if key in merged:
             merged[key]["ports"] += [p for p in rule["ports"] if p not in merged[key]["ports"]]
         else:
             merged[key] = rule
     rules = normalize_rules(list(merged.values()), inventory_hosts)
     hosts = []
-    for r in rules:
+    for r in rules + cloud:
         if r["host"] not in hosts:
             hosts.append(r["host"])
-    return {"rules": rules, "hosts": hosts, "manual": manual, "ok": ok}
+    return {"rules": rules, "cloud": cloud, "hosts": hosts, "manual": manual, "ok": ok}
+
+
+def _cloud_action(flow, fix, why):
+    return {"flow": _flow_name(flow), "cause": flow.get("cause"), "host": flow.get("destination"),
+            "summary": fix.get("summary"), "commands": [c.get("command") for c in fix.get("commands") or []], "why": why}
+
+
+def _plan_cloud(flow, fix, play_hosts, limit, cloud, manual):
+    """The report's cloud fixes of one flow: AWS security-group rules become security_group_rule arguments
+    (applied on the controller, for the flow's destination host); the rest stays manual, saying why."""
+    host = flow.get("destination")
+    for one in fix["cloud"]:
+        if not isinstance(one, dict):
+            continue
+        rule = one.get("rule") or {}
+        why = None
+        if one.get("provider") != "aws":
+            why = "%s security groups are changed by hand (only AWS is applied)" % one.get("provider")
+        elif one.get("layer") not in ("security_group", "network_acl"):
+            why = "AWS %s entries are changed by hand" % str(one.get("layer") or "?").replace("_", " ")
+        elif not one.get("target") or not one.get("api") or not (rule.get("source") or rule.get("destination")):
+            why = one.get("note") or "the report gives no rule to add"
+        elif limit and host not in limit["hosts"]:
+            why = "%s is outside --limit %s" % (host, limit["pattern"])
+        elif host not in play_hosts:
+            why = "%s is not a host of this play" % host
+        if why:
+            entry = _cloud_action(flow, fix, why)
+            if one.get("command"):
+                entry["commands"] = [one["command"]]
+            manual.append(entry)
+            continue
+        proto = str(rule.get("protocol") or flow.get("protocol")).lower()
+        action = {"host": host, "provider": "aws", "kind": one["layer"], "group_id": None, "acl_id": None,
+                  "egress": one.get("direction") == "egress", "before": None,
+                  "protocol": "icmpv6" if proto in ("ipv6-icmp", "icmpv6") else proto,
+                  "cidr": rule.get("source") or rule.get("destination"),
+                  "port": None, "icmp_type": None, "flow": _flow_name(flow)}
+        if one["layer"] == "security_group":
+            action["group_id"] = one["target"]
+        else:
+            # the number the report chose is the highest free one below the deny that decides: keep below it
+            action["acl_id"] = one["target"]
+            action["before"] = int(rule["rule_number"]) + 1 if rule.get("rule_number") else 32767
+        if action["protocol"] in ("tcp", "udp"):
+            lo, hi = rule.get("from_port"), rule.get("to_port")
+            action["port"] = str(lo) if lo == hi else "%s-%s" % (lo, hi)
+        elif action["protocol"] in ("icmp", "icmpv6"):
+            action["icmp_type"] = rule.get("from_port")
+        else:
+            manual.append(_cloud_action(flow, fix, "protocol %s is changed by hand" % proto))
+            continue
+        if action not in cloud:
+            cloud.append(action)
+
+
+# --------------------------------------------------------------------------- one run of the remediate playbook
+
+def _limit(pattern, hosts):
+    if not pattern:
+        return None
+    if isinstance(pattern, list):
+        pattern = ",".join(str(p) for p in pattern)
+    return {"pattern": str(pattern), "hosts": list(hosts or [])}
+
+
+def plan_run(report=None, rules=None, inventory_hosts=(), hosts=None, limit_pattern=None, limit_hosts=None,
+             verify=True, source="the report", routers=False):
+    """What one run of the remediate playbook changes: the report's fixes and ``rules`` (``open_ports_rules``)
+    on the hosts it may change.
+
+    ``hosts`` is ``open_ports_hosts`` (empty: every inventory host); ``limit_pattern``/``limit_hosts`` are
+    ``ansible_limit`` and the hosts it leaves (``--limit``): a fix or rule on a host outside them is listed
+    as a manual action that says so.  A rule without ``host`` goes to every host of ``open_ports_hosts``
+    (narrowed by the limit), or of the limit; with neither it is refused (it would change every inventory
+    host).  Returns the :func:`plan_from_report` dict plus ``nothing`` (a sentence when nothing is to be
+    changed, else ``None``).
+    """
+    inventory = list(inventory_hosts or [])
+    allowed = list(hosts or []) or inventory
+    for name in allowed:
+        if name not in inventory:
+            raise InputError("open_ports_hosts: %r is not a host of the inventory" % (name,))
+    limit = _limit(limit_pattern, limit_hosts)
+    if report is None and not rules:
+        raise InputError("nothing to do: give open_ports_from_report (the path of a diagnose report.json) "
+                         "or open_ports_rules (a list of rules)")
+    if report is not None:
+        plan = plan_from_report(report, allowed, inventory, verify, source, limit, routers)
+    else:
+        plan = {"rules": [], "cloud": [], "hosts": [], "manual": [], "ok": 0}
+    targets = [h for h in allowed if not limit or h in limit["hosts"]]
+    given = normalize_rules(rules, inventory)
+    for i, rule in enumerate(given):
+        where = "open_ports_rules[%d]" % i
+        if rule["host"] is None:
+            if not hosts and not limit:
+                raise InputError("%s has no host: name the host (host: NAME), or say which hosts get it with "
+                                 "open_ports_hosts or --limit (without them it would change every inventory host)" % where)
+            wanted = targets
+        elif rule["host"] in targets:
+            wanted = [rule["host"]]
+        else:
+            plan["manual"].append({
+                "flow": where, "cause": None, "host": rule["host"],
+                "summary": "%s %s %s" % (rule["backend"], rule["state"], ", ".join(rule["ports"])), "commands": [],
+                "why": ("%s is outside --limit %s" % (rule["host"], limit["pattern"]) if limit and rule["host"] not in limit["hosts"]
+                        else "%s is not in open_ports_hosts" % rule["host"])})
+            continue
+        for name in wanted:
+            plan["rules"].append(dict(rule, host=name))
+            if name not in plan["hosts"]:
+                plan["hosts"].append(name)
+    plan["nothing"] = None
+    if not plan["hosts"]:
+        what = "the report" if report is not None else "open_ports_rules"
+        if limit:
+            elsewhere = sorted({m["host"] for m in plan["manual"] if m.get("host") and "outside --limit" in (m.get("why") or "")})
+            plan["nothing"] = "nothing to change: --limit %s leaves no host with a change from %s%s" % (
+                limit["pattern"], what, " (its changes are on %s)" % ", ".join(elsewhere) if elsewhere else "")
+        else:
+            plan["nothing"] = "nothing to change: %s has no change on the hosts this run may change" % what
+    return plan

@@ -313,9 +313,6 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
         if request["permanent"] is False:
             raise BackendUnavailable("%s; the runtime configuration (permanent: false) cannot be changed"
                                      % (offline_reason or "firewalld is not running"))
-        if request["runtime"]:
-            notes.append("%s: edited the permanent configuration offline; the runtime is unchanged and "
-                         "the change takes effect when firewalld starts" % (offline_reason or "firewalld is not running"))
     else:
         if request["runtime"]:
             sides.append("runtime")
@@ -361,6 +358,8 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
                 notes.append("the %s settings of zone %s differ from the prediction after the change "
                              "(something else changed them at the same time?)" % (side, zone))
             after[side] = actual
+    if backend.offline and request["runtime"]:
+        notes.insert(0, offline_note(offline_reason, changed, check_mode))
     return {
         "changed": changed,
         "zone": zone,
@@ -403,6 +402,18 @@ def render_settings(zone, by_side):
             for item in settings[key]:
                 lines.append("%s %s %s" % (prefix, label, item))
     return "\n".join(lines) + "\n"
+
+
+def offline_note(reason, changed, check_mode):
+    """What an offline run did to the permanent configuration - only what it did: a check-mode run wrote nothing."""
+    reason = reason or "firewalld is not running"
+    effect = "the runtime is unchanged and the change takes effect when firewalld starts"
+    if not changed:
+        return "%s: read the permanent configuration offline; it already has what was asked" % reason
+    if check_mode:
+        return ("%s: nothing was written (check mode); a run without check mode would have "
+                "edited the permanent configuration offline; %s" % (reason, effect))
+    return "%s: edited the permanent configuration offline; %s" % (reason, effect)
 
 
 def summary(zone, changes, request, check_mode, offline):

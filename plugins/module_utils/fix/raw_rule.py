@@ -56,7 +56,9 @@ class RawRuleError(NetdiagError):
     """nft/iptables refused a command, or the ruleset cannot be changed as asked."""
 
 
-def normalize_request(backend, ports, state="present", source=None, address=None):
+def normalize_request(backend, ports, state="present", source=None, address=None, forward_to=None):
+    """``forward_to``: the flow is forwarded by this host (a router) to that address: the packet walks the forward
+    path and the accept rule matches that destination (and ``source`` when given)."""
     if backend not in BACKENDS:
         raise InputError("invalid backend %r: expected one of %s" % (backend, ", ".join(BACKENDS)))
     specs, src = change_request(ports, state, source)
@@ -65,8 +67,16 @@ def normalize_request(backend, ports, state="present", source=None, address=None
             address = str(ipaddress.ip_address(str(address).strip()))
         except ValueError:
             raise InputError("invalid address %r (expected this host's IP address)" % (address,))
-    family = "ipv6" if (src and ":" in src) or (address and ":" in address) else "ipv4"
-    return {"backend": backend, "ports": specs, "state": state, "source": src, "address": address, "family": family}
+    if forward_to is not None:
+        try:
+            forward_to = str(ipaddress.ip_address(str(forward_to).strip()))
+        except ValueError:
+            raise InputError("invalid forward_to %r (expected the address the forwarded flow goes to)" % (forward_to,))
+        if src and (":" in src) != (":" in forward_to):
+            raise InputError("source %s and forward_to %s are not of the same address family" % (src, forward_to))
+    family = "ipv6" if (src and ":" in src) or (address and ":" in address) or (forward_to and ":" in forward_to) else "ipv4"
+    return {"backend": backend, "ports": specs, "state": state, "source": src, "address": address, "family": family,
+            "forward_to": forward_to}
 
 
 # --------------------------------------------------------------------------- reading
@@ -102,16 +112,24 @@ def route_interface(address, run=None):
 
 # --------------------------------------------------------------------------- the model side
 
-def _packet(request, first, proto, iif):
+def _packet(request, first, proto, iif, oif=None):
     src = request["source"] or ("0.0.0.0" if request["family"] == "ipv4" else "::")
     if "/" in src:
         src = src.split("/")[0]
     pkt = {"family": request["family"], "proto": proto, "src": src, "sport": 40000, "dport": first, "ct_state": "new"}
-    if request["address"]:
+    if request.get("forward_to"):
+        pkt["dst"] = request["forward_to"]
+    elif request["address"]:
         pkt["dst"] = request["address"]
     if iif:
         pkt["iif"] = iif
+    if oif and request.get("forward_to"):
+        pkt["oif"] = oif
     return pkt
+
+
+def _path(request):
+    return "forward" if request.get("forward_to") else "input"
 
 
 def _find_chain(ruleset, backend, family, table, chain):
@@ -127,6 +145,8 @@ def _rule_args(request, first, last, proto):
     args = []
     if request["source"]:
         args += ["-s", request["source"]]
+    if request.get("forward_to"):
+        args += ["-d", request["forward_to"]]
     ports = str(first) if first == last else "%d:%d" % (first, last)
     return args + ["-p", proto, "-m", proto, "--dport", ports, "-m", "comment", "--comment", COMMENT, "-j", "ACCEPT"]
 
@@ -135,6 +155,8 @@ def _nft_text(request, first, last, proto, family):
     parts = []
     if request["source"]:
         parts.append("%s saddr %s" % ("ip6" if ":" in request["source"] else "ip", request["source"]))
+    if request.get("forward_to"):
+        parts.append("%s daddr %s" % ("ip6" if ":" in request["forward_to"] else "ip", request["forward_to"]))
     parts.append("%s dport %s" % (proto, first if first == last else "%d-%d" % (first, last)))
     return " ".join(parts) + ' accept comment "%s"' % COMMENT
 
@@ -164,7 +186,7 @@ def _rule_ports(rule):
     return proto, ports
 
 
-def plan_present(ruleset, request, iif=None, hints=None):
+def plan_present(ruleset, request, iif=None, hints=None, oif=None):
     """Inserts needed so that every requested port is accepted: (inserts, predicted ruleset, notes)."""
     model = copy.deepcopy(ruleset)
     inserts, notes = [], []
@@ -173,7 +195,8 @@ def plan_present(ruleset, request, iif=None, hints=None):
     for first, last, proto in request["ports"]:
         spec = format_port_spec(first, last, proto)
         for dummy in range(MAX_INSERTS + 1):
-            result = Evaluator(model).evaluate(_packet(request, first, proto, iif), path="input", local_addresses=locals_)
+            result = Evaluator(model).evaluate(_packet(request, first, proto, iif, oif), path=_path(request),
+                                               local_addresses=locals_)
             verdict = result["verdict"]
             if verdict == "accept":
                 break
@@ -249,7 +272,11 @@ def plan_absent(ruleset, request):
                 src = [m for m in rule["matches"] if m.get("key") == "src"]
                 src_ok = (not src and not request["source"]) or (
                     src and request["source"] and str(src[0]["values"][0]).split("/", maxsplit=1)[0] == request["source"].split("/", maxsplit=1)[0])
-                if _is_ours(rule) and src_ok and any((lo, hi, proto) in wanted for lo, hi in ports):
+                dst = [m for m in rule["matches"] if m.get("key") == "dst"]
+                want_dst = request.get("forward_to")
+                dst_ok = (not dst and not want_dst) or (
+                    dst and want_dst and str(dst[0]["values"][0]).split("/", maxsplit=1)[0] == want_dst)
+                if _is_ours(rule) and src_ok and dst_ok and any((lo, hi, proto) in wanted for lo, hi in ports):
                     mine.append((pos, rule))
                 else:
                     keep.append(rule)
@@ -308,9 +335,10 @@ def ensure(request, check_mode=False, management=None, hints=None, reader=None, 
     run = run or _run
     before = reader()
     iif = route_interface(request["source"], run) if request["state"] == "present" else None
+    oif = route_interface(request["forward_to"], run) if request["state"] == "present" and request.get("forward_to") else None
     notes = []
     if request["state"] == "present":
-        ops, predicted, notes = plan_present(before, request, iif, hints)
+        ops, predicted, notes = plan_present(before, request, iif, hints, oif)
     else:
         ops, predicted = plan_absent(before, request)
     checked = []
@@ -333,7 +361,7 @@ def ensure(request, check_mode=False, management=None, hints=None, reader=None, 
             done.append(" ".join(op["command"]))
         after = reader()
         if request["state"] == "present":
-            left, dummy, dummy2 = plan_present(after, request, iif)
+            left, dummy, dummy2 = plan_present(after, request, iif, oif=oif)
             if left:
                 notes.append("after the change %s still blocked (something else changed the ruleset?)"
                              % ", ".join(op["port"] for op in left))
