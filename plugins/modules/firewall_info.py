@@ -58,18 +58,22 @@ options:
         description: Protocol name or number (V(tcp), V(udp), V(icmp), ...).
         type: str
         required: true
+        aliases: [protocol]
       src:
         description: Source address.
         type: str
+        aliases: [source_address]
       dst:
         description: Destination address. When it is not one of the host's addresses, the packet is forwarded.
         type: str
+        aliases: [address]
       sport:
         description: Source port.
         type: int
       dport:
         description: Destination port.
         type: int
+        aliases: [port]
       iif:
         description:
           - Interface the packet comes in on. Left out on an incoming or forwarded packet with a
@@ -364,11 +368,11 @@ def main():
         layers=dict(type="list", elements="str", choices=list(LAYERS)),
         packets=dict(type="list", elements="dict", default=[], options=dict(
             family=dict(type="str"),
-            proto=dict(type="str", required=True),
-            src=dict(type="str"),
-            dst=dict(type="str"),
+            proto=dict(type="str", required=True, aliases=["protocol"]),
+            src=dict(type="str", aliases=["source_address"]),
+            dst=dict(type="str", aliases=["address"]),
             sport=dict(type="int"),
-            dport=dict(type="int"),
+            dport=dict(type="int", aliases=["port"]),
             iif=dict(type="str"),
             oif=dict(type="str"),
             ct_state=dict(type="str", default="new",

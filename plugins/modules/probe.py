@@ -40,17 +40,20 @@ options:
         description: Address or name of the target. Names are resolved once on the source host.
         type: str
         required: true
+        aliases: [address]
       ports:
         description:
           - Ports to probe, as numbers, ranges (V(8000-8010)) or specs with a protocol (V(53/udp))
             that override O(targets[].protocol). Required for tcp and udp; not allowed for icmp.
         type: list
         elements: raw
+        aliases: [port]
       protocol:
         description: Protocol of the probes.
         type: str
         choices: [tcp, udp, icmp]
         default: tcp
+        aliases: [proto]
   engine:
     description:
       - V(raw) needs root (or CAP_NET_RAW); V(connect) works for any user; V(auto) picks V(raw) when
@@ -356,9 +359,9 @@ def _probe(module):
 def main():
     run_module(dict(
         targets=dict(type="list", elements="dict", required=True, options=dict(
-            host=dict(type="str", required=True),
-            ports=dict(type="list", elements="raw"),
-            protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
+            host=dict(type="str", required=True, aliases=["address"]),
+            ports=dict(type="list", elements="raw", aliases=["port"]),
+            protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"], aliases=["proto"]),
         )),
         engine=dict(type="str", default="auto", choices=["auto", "raw", "connect"]),
         family=dict(type="str", default="auto", choices=["auto", "ipv4", "ipv6"]),

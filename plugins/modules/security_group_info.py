@@ -71,19 +71,23 @@ options:
         description: Protocol (C(tcp), C(udp), C(icmp), a number, ...).
         type: str
         required: true
+        aliases: [protocol]
       src:
         description: Source address of the client (cloud rules match on it).
         type: str
         required: true
+        aliases: [source_address]
       dst:
         description: Destination address (one of the interface's private or public addresses).
         type: str
+        aliases: [address]
       sport:
         description: The client's source port; when omitted, replies are checked for every port of O(ephemeral_ports).
         type: int
       dport:
         description: Destination port (required for TCP and UDP).
         type: int
+        aliases: [port]
       icmp_type:
         description: ICMP type (default echo-request).
         type: raw
@@ -372,8 +376,9 @@ def main():
         instance_ids=dict(type="list", elements="str", default=[]),
         network_interface_ids=dict(type="list", elements="str", default=[]),
         packets=dict(type="list", elements="dict", default=[], options=dict(
-            family=dict(type="str"), proto=dict(type="str", required=True), src=dict(type="str", required=True),
-            dst=dict(type="str"), sport=dict(type="int"), dport=dict(type="int"), icmp_type=dict(type="raw"),
+            family=dict(type="str"), proto=dict(type="str", required=True, aliases=["protocol"]),
+            src=dict(type="str", required=True, aliases=["source_address"]), dst=dict(type="str", aliases=["address"]),
+            sport=dict(type="int"), dport=dict(type="int", aliases=["port"]), icmp_type=dict(type="raw"),
             icmp_code=dict(type="int"))),
         ephemeral_ports=dict(type="str", default="32768-60999"),
         region=dict(type="str", aliases=["aws_region", "ec2_region", "alicloud_region"]),

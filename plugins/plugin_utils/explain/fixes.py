@@ -208,7 +208,8 @@ def _firewall_fix(index, host, culprit, flow, path):
                 "manual": False, "open_ports": {"host": host, "backend": "ufw", "ports": [spec],
                                                 "source": flow.get("source_address")}}
     backend = origin.get("backend") or ""
-    match_dst = " ip daddr %s" % flow["address"] if path in ("forward", "output") else ""
+    match_dst = " %s daddr %s" % ("ip6" if ":" in flow["address"] else "ip", flow["address"]) \
+        if path in ("forward", "output") else ""
     if backend == "nftables":
         fam, table, chain = origin.get("family"), origin.get("table"), origin.get("chain")
         if origin.get("handle") is not None and not culprit.get("policy"):

@@ -351,3 +351,15 @@ def test_a_reject_the_wire_never_saw_behind_an_unmanaged_hop_is_unknown(facts):
     # the router managed (its rules accept 80/tcp): nothing else can block it, the rule is the culprit
     f = one(facts, "10.200.2.15", 80, probe=probe, trace=trace)
     assert (f["cause"], f["culprit"]["host"]) == ("host_firewall", "ipt-reject")
+
+
+def test_a_forward_fix_for_an_ipv6_destination_matches_ip6_daddr():
+    from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.facts import HostIndex
+    from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.fixes import _firewall_fix
+    culprit = {"kind": "firewall", "host": "r", "verdict": "drop", "policy": False, "backend": "nftables",
+               "family": "inet", "table": "lab", "chain": "forward", "handle": 7, "text": "tcp dport 80 drop"}
+    flows = [{"address": "fd00:200::10", "port": 80, "protocol": "tcp", "source_address": "fd00:100::10"},
+             {"address": "10.200.2.10", "port": 80, "protocol": "tcp", "source_address": "10.200.1.10"}]
+    v6, v4 = [_firewall_fix(HostIndex({}), "r", culprit, f, "forward")["commands"][0]["command"] for f in flows]
+    assert v6 == "nft insert rule inet lab forward position 7 ip6 daddr fd00:200::10 tcp dport 80 accept"
+    assert v4 == "nft insert rule inet lab forward position 7 ip daddr 10.200.2.10 tcp dport 80 accept"
