@@ -41,8 +41,12 @@ docs: setup
 docs-check: setup
 	@$(PY) scripts/gendocs.py --check
 
+# ansible-lint leaves a cache in .ansible/ (a copy of the collection): removed unless it was there before
 lint: setup
-	@$(VENV)/bin/yamllint -s playbooks roles tests/lab/topologies
+	@$(VENV)/bin/yamllint -s playbooks roles tests/lab/topologies changelogs
+	@[ -e .ansible ] && cache=1 || cache=0; \
+	$(VENV)/bin/ansible-lint --profile production --nocolor; rc=$$?; \
+	[ $$cache = 1 ] || rm -rf .ansible; exit $$rc
 
 lab-up: setup
 	@$(PY) tests/lab/labctl up

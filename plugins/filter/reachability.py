@@ -6,6 +6,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
@@ -15,17 +17,149 @@ from ansible_collections.netdiag.reachability.plugins.plugin_utils import report
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 
 HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
-                "reachability_probe", "reachability_traces", "reachability_cloud")  # reachability_cloud: settings
+                "reachability_probe", "reachability_traces", "reachability_cloud",  # reachability_cloud: settings
+                "reachability_kernel_trace_start", "reachability_kernel_trace_result")
 
 
 def _hostvars(hostvars, hosts):
+    if not isinstance(hostvars, Mapping):
+        raise _Shape("hostvars must be a mapping of host names to their variables (pass hostvars), got %s %s"
+                     % (type(hostvars).__name__, _short(hostvars)))
     out = {}
     for h in hosts:
         if h not in hostvars:
             continue
         hv = hostvars[h]
+        if not isinstance(hv, Mapping):
+            raise _Shape("hostvars[%r] must be a mapping of variables, got %s %s" % (h, type(hv).__name__, _short(hv)))
         out[h] = {k: plain(hv[k]) for k in HOSTVAR_KEYS if k in hv}
     return out
+
+
+class _Shape(Exception):
+    """Input of the wrong shape, found at the filter boundary (the message names the key path)."""
+
+
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer", bool: "a boolean",
+               type(None): "null"}
+
+
+def _need(value, types, path, optional=False):
+    """``value`` (at key path ``path``) is one of ``types``; returns it."""
+    if optional and value is None:
+        return value
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (int in types and bool not in types and isinstance(value, bool)):
+        wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+        raise _Shape("%s must be %s, got %s %s" % (path, wanted, type(value).__name__, _short(value)))
+    return value
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _items(value, path, types=dict, optional=True):
+    """The items of a list at ``path`` (each one of ``types``), [] when absent and optional."""
+    for i, item in enumerate(_need(value, list, path, optional=optional) or []):
+        _need(item, types, "%s[%d]" % (path, i))
+        yield i, item
+
+
+def _gathered(result):
+    """A registered module result worth checking inside (not skipped, not failed)."""
+    return isinstance(result, dict) and not result.get("failed") and not result.get("skipped")
+
+
+def _check_plan(plan):
+    _need(plan, dict, "plan")
+    for key in ("flows", "gather", "sources"):
+        if key not in plan:
+            raise _Shape("plan has no %r (pass the result of the flow_plan filter)" % key)
+    for i, flow in _items(plan["flows"], "plan.flows", optional=False):
+        where = "plan.flows[%d]" % i
+        for key, types in (("source", str), ("address", str), ("port", int), ("protocol", str)):
+            if key not in flow:
+                raise _Shape("%s has no %r" % (where, key))
+            _need(flow[key], types, "%s.%s" % (where, key))
+        _need(flow.get("destination"), str, where + ".destination", optional=True)
+    for key in ("gather", "sources"):
+        for dummy in _items(plan[key], "plan." + key, str, optional=False):
+            pass
+
+
+def _check_hostvars(hostvars, hosts):
+    """The variables the gather stage registered, for each host the plan names."""
+    for host in sorted(hosts):
+        hv = hostvars.get(host)
+        if hv is None:
+            continue
+        where = "hostvars[%r]" % host
+        _need(hv.get("ansible_host"), str, where + ".ansible_host", optional=True)
+        af = _need(hv.get("ansible_facts"), dict, where + ".ansible_facts", optional=True) or {}
+        for dummy, name in _items(af.get("interfaces"), where + ".ansible_facts.interfaces", str):
+            data = _need(af.get(name.replace("-", "_")), dict, "%s.ansible_facts.%s" % (where, name), optional=True) or {}
+            _need(data.get("ipv4"), dict, "%s.ansible_facts.%s.ipv4" % (where, name), optional=True)
+            _need(data.get("ipv6"), list, "%s.ansible_facts.%s.ipv6" % (where, name), optional=True)
+        for key in ("default_ipv4", "default_ipv6"):
+            _need(af.get(key), dict, "%s.ansible_facts.%s" % (where, key), optional=True)
+        for key in ("all_ipv4_addresses", "all_ipv6_addresses"):
+            _need(af.get(key), list, "%s.ansible_facts.%s" % (where, key), optional=True)
+        lst = _need(hv.get("reachability_listeners"), dict, where + ".reachability_listeners", optional=True)
+        if _gathered(lst):
+            for dummy in _items(lst.get("listeners"), where + ".reachability_listeners.listeners"):
+                pass
+            _need(lst.get("sysctls"), dict, where + ".reachability_listeners.sysctls", optional=True)
+        fw = _need(hv.get("reachability_firewall"), dict, where + ".reachability_firewall", optional=True)
+        if _gathered(fw):
+            _need(fw.get("ruleset"), dict, where + ".reachability_firewall.ruleset", optional=True)
+        probe = _need(hv.get("reachability_probe"), dict, where + ".reachability_probe", optional=True)
+        if _gathered(probe):
+            for dummy in _items(probe.get("results"), where + ".reachability_probe.results"):
+                pass
+        traces = _need(hv.get("reachability_traces"), dict, where + ".reachability_traces", optional=True)
+        for i, trace in _items((traces or {}).get("results"), where + ".reachability_traces.results"):
+            _need(trace.get("item"), dict, "%s.reachability_traces.results[%d].item" % (where, i), optional=True)
+
+
+def _check_cloud(cloud):
+    if cloud is None:
+        return
+    _need(cloud, (dict, list), "cloud")
+    results = cloud if isinstance(cloud, list) else cloud.get("results") if "results" in cloud else [cloud]
+    for i, result in _items(results, "cloud.results", optional=False):
+        if result.get("skipped") or result.get("failed"):
+            continue
+        for j, verdict in _items(result.get("verdicts"), "cloud.results[%d].verdicts" % i):
+            _need(verdict.get("packet"), dict, "cloud.results[%d].verdicts[%d].packet" % (i, j), optional=True)
+
+
+def _check_flows(flows, hosts):
+    for i, flow in _items(flows, "flows", optional=False):
+        for key, types in (("address", str), ("port", int), ("protocol", str)):
+            if key not in flow:
+                raise _Shape("flows[%d] has no %r" % (i, key))
+            _need(flow[key], types, "flows[%d].%s" % (i, key))
+        for key in ("probe", "trace", "cloud"):
+            _need(flow.get(key), dict, "flows[%d].%s" % (i, key), optional=True)
+    for name, facts in (_need(hosts, dict, "hosts", optional=True) or {}).items():
+        where = "hosts[%r]" % (name,)
+        _need(facts, dict, where)
+        for key in ("listeners", "interfaces"):
+            for dummy in _items(facts.get(key), "%s.%s" % (where, key)):
+                pass
+        for dummy in _items(facts.get("addresses"), where + ".addresses", str):
+            pass
+        for key in ("firewall", "sysctls"):
+            _need(facts.get(key), dict, "%s.%s" % (where, key), optional=True)
+
+
+def _check_report(report):
+    _need(report, dict, "report")
+    for dummy in _items(report.get("flows"), "report.flows", optional=False):
+        pass
+    _need(report.get("summary"), dict, "report.summary", optional=True)
 
 
 def _wrap(func):
@@ -34,6 +168,12 @@ def _wrap(func):
             return func(*args, **kwargs)
         except NetdiagError as exc:
             raise AnsibleFilterError("%s: %s" % (func.__name__, exc))
+        except _Shape as exc:
+            raise AnsibleFilterError("%s: invalid input: %s" % (func.__name__, exc))
+        except (TypeError, AttributeError, KeyError, IndexError) as exc:
+            # saved facts are read deep inside; a shape the checks above do not cover still gets a filter error
+            raise AnsibleFilterError("%s: invalid input: data of an unexpected shape (%s: %s)"
+                                     % (func.__name__, type(exc).__name__, exc))
     run.__name__ = func.__name__
     return run
 
@@ -41,6 +181,10 @@ def _wrap(func):
 @_wrap
 def flow_plan(flows, groups, hostvars, max_flows=plan_lib.DEFAULT_MAX_FLOWS):
     groups = plain(groups)
+    _need(groups, dict, "groups")
+    for name, members in groups.items():
+        for dummy in _items(members, "groups[%r]" % (name,), str, optional=False):
+            pass
     return plan_lib.make_plan(plain(flows), groups, _hostvars(hostvars, groups.get("all", [])), max_flows=max_flows)
 
 
@@ -52,7 +196,10 @@ def trace_targets(probe_result, limit=30):
 @_wrap
 def explain(plan, hostvars, cloud=None):
     plan = plain(plan)
+    _check_plan(plan)
     hv = _hostvars(hostvars, set(plan["gather"]) | set(plan["sources"]))
+    _check_hostvars(hv, hv)
+    _check_cloud(plain(cloud) if cloud else None)
     flows, hosts = plan_lib.assemble(plan, hv, plain(cloud) if cloud else None)
     return explain_lib.explain(flows, hosts)
 
@@ -60,28 +207,37 @@ def explain(plan, hostvars, cloud=None):
 @_wrap
 def cloud_queries(plan, hostvars, default=None):
     plan = plain(plan)
+    _check_plan(plan)
     hosts = set(plan["gather"]) | set(plan["sources"])
     return plan_lib.cloud_queries(plan, _hostvars(hostvars, hosts), plain(default) if default else None)
 
 
 @_wrap
 def explain_facts(flows, hosts=None):
-    return explain_lib.explain(plain(flows), plain(hosts or {}))
+    flows, hosts = plain(flows), plain(hosts or {})
+    _check_flows(flows, hosts)
+    return explain_lib.explain(flows, hosts)
 
 
 @_wrap
 def report_markdown(report):
-    return report_lib.markdown(plain(report))
+    report = plain(report)
+    _check_report(report)
+    return report_lib.markdown(report)
 
 
 @_wrap
 def report_html(report):
-    return report_lib.html_page(plain(report))
+    report = plain(report)
+    _check_report(report)
+    return report_lib.html_page(report)
 
 
 @_wrap
 def report_summary(report):
-    return report_lib.summary_lines(plain(report))
+    report = plain(report)
+    _check_report(report)
+    return report_lib.summary_lines(report)
 
 
 class FilterModule(object):

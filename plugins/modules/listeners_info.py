@@ -20,7 +20,8 @@ description:
   - The TCP accept backlog and each IPv6 socket's C(IPV6_V6ONLY) are not in C(/proc); they come
     from one C(NETLINK_SOCK_DIAG) dump per protocol and family (what C(ss) uses). When netlink is
     unavailable they are returned as null and a warning says so.
-  - Also returns the kernel settings that change reachability and the listen-overflow counters.
+  - Also returns the kernel settings that change reachability, the listen-overflow counters, the routes and the
+    interface addresses (both families), so the explainer needs no C(setup) run.
   - Without root, sockets are still all listed; processes whose open files cannot be read are
     named in RV(process_scan.unreadable_pids) and a warning is emitted. A socket no visible process
     holds then has RV(listeners[].owner=unknown) (its owner may be one of those processes), not
@@ -284,6 +285,44 @@ routes:
   sample:
     - {family: ipv4, dst: 0.0.0.0/0, type: unicast, gateway: 10.200.2.1, dev: eth0, metric: 0}
     - {family: ipv4, dst: 10.200.1.10/32, type: blackhole, gateway: null, dev: null, metric: 0}
+interface_addresses:
+  description:
+    - Every address of every interface, both families, read with C(ip -j address); without C(ip), the
+      IPv6 addresses of C(/proc/net/if_inet6) and each interface's primary IPv4 address (a warning says so).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    interface:
+      description: The interface name.
+      returned: always
+      type: str
+      sample: eth0
+    family:
+      description: V(ipv4) or V(ipv6).
+      returned: always
+      type: str
+      sample: ipv4
+    address:
+      description: The address.
+      returned: always
+      type: str
+      sample: 10.200.1.10
+    prefix:
+      description: The prefix length of the address's subnet.
+      returned: always
+      type: int
+      sample: 24
+    scope:
+      description: V(global), V(site), V(link) or V(host).
+      returned: always
+      type: str
+      sample: global
+    secondary:
+      description: Whether an IPv4 address is a secondary one (not its subnet's first on the interface).
+      returned: always
+      type: bool
+      sample: false
 counters:
   description:
     - Counters since boot from C(/proc/net/netstat), C(snmp) and C(snmp6), named as C(nstat)
@@ -328,12 +367,13 @@ process_scan:
 """
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
+from ansible_collections.netdiag.reachability.plugins.module_utils.gather.addresses import add_to
 from ansible_collections.netdiag.reachability.plugins.module_utils.gather.listeners import gather
 
 
 def _gather(module):
     p = module.params
-    return gather(ports=p["ports"], protocols=p["protocols"], include_process=p["include_process"])
+    return add_to(gather(ports=p["ports"], protocols=p["protocols"], include_process=p["include_process"]))
 
 
 def main():

@@ -19,6 +19,12 @@ description:
     needs a ping socket (C(net.ipv4.ping_group_range)) or root.
   - TTLs are sent in small waves because routers rate-limit the ICMP errors they send to one source.
   - A TCP probe that reaches an open port completes a real handshake, which is closed at once.
+  - With O(targets), one call traces every flow of the source at once - the TTL waves of all targets are in flight
+    together (paced by O(rate), at most O(parallelism) probes), so the waits overlap and silent paths cost about one
+    trace, not one each. Each target gets the result a single trace would give, in RV(results). Routers near the
+    source rate-limit the ICMP errors they send it (Linux - a burst of 6, then one per second); when one may have run
+    out during a wave, the silent TTLs it could have answered are probed again once it has a token, within
+    O(rate_limit_budget).
   - With O(mtu=true) it also measures the path MTU - UDP datagrams with the DF bit set, shrunk to the MTU
     a router reports with ICMP "fragmentation needed" (ICMPv6 "packet too big"), confirmed by the
     destination's answer; sizes that vanish without any ICMP error are searched to bound a PMTU black hole.
@@ -26,17 +32,58 @@ author:
   - netdiag.reachability developers (@netdiag)
 options:
   address:
-    description: Destination address or name.
+    description:
+      - Destination address or name.
+      - One of O(address) and O(targets) is required.
     type: str
-    required: true
   port:
-    description: Destination port; required for C(tcp) and C(udp).
+    description: Destination port; required for C(tcp) and C(udp) (with O(targets), the default of each target's port).
     type: int
   protocol:
-    description: Probe protocol.
+    description: Probe protocol (with O(targets), the default of each target's protocol).
     type: str
     choices: [tcp, udp, icmp]
     default: tcp
+  targets:
+    description:
+      - Trace all these destinations at once instead of O(address); the results are in RV(results), in this order.
+      - A name that does not resolve, or an ICMP target this host cannot send ICMP echo to, gives that target
+        C(verdict=null) and an C(error); the others are traced. At most 1024 targets.
+    type: list
+    elements: dict
+    suboptions:
+      address:
+        description: Destination address or name.
+        type: str
+        required: true
+        aliases: [host]
+      port:
+        description: Destination port; required for C(tcp) and C(udp).
+        type: int
+      protocol:
+        description: Probe protocol.
+        type: str
+        choices: [tcp, udp, icmp]
+        aliases: [proto]
+  rate:
+    description: With O(targets), at most this many probes sent per second.
+    type: float
+    default: 1000
+  parallelism:
+    description: With O(targets), at most this many probes in flight (one socket each).
+    type: int
+    default: 256
+  rate_limit_interval:
+    description:
+      - Seconds a router needs to earn one ICMP error token again (Linux C(net.ipv4.icmp_ratelimit), 1000 ms by
+        default). Paces the second probes of TTLs a rate-limited router may have left unanswered.
+    type: float
+    default: 1.0
+  rate_limit_budget:
+    description:
+      - Seconds at most spent probing such TTLs again; those still in doubt are returned silent with C(rate_limited=true).
+    type: float
+    default: 10.0
   max_hops:
     description: Highest TTL probed (1-64).
     type: int
@@ -86,6 +133,21 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ path.reason }}"
 
+- name: Trace every flow of one source at once
+  netdiag.reachability.trace:
+    targets:
+      - {address: 10.0.2.15, port: 5432}
+      - {address: 10.0.2.16, port: 53, protocol: udp}
+      - {address: 10.0.3.1, protocol: icmp}
+    max_hops: 16
+    timeout: 1.0
+  delegate_to: web01
+  register: paths
+
+- name: Show where each one dies
+  ansible.builtin.debug:
+    msg: "{{ paths.results | map(attribute='reason') | list }}"
+
 - name: Big transfers hang but small requests work - measure the path MTU too
   netdiag.reachability.trace:
     address: 10.0.2.15
@@ -100,25 +162,46 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+results:
+  description:
+    - With O(targets), one entry per target, in order, each with the keys a single trace returns (RV(address),
+      RV(verdict), RV(hops), ...) plus C(target), the address or name as given.
+    - A target that could not be traced has C(verdict=null) and C(error).
+    - A hop whose silence may be a router's ICMP rate limit (still in doubt after O(rate_limit_budget)) has
+      C(rate_limited=true).
+  type: list
+  elements: dict
+  returned: with O(targets)
+  sample: [{"target": "10.200.2.10", "address": "10.200.2.10", "port": 8081, "protocol": "tcp", "verdict": "silent_after_hop"}]
+elapsed_s:
+  description: With O(targets), seconds the whole call took.
+  type: float
+  returned: with O(targets)
+  sample: 3.1
+reprobes:
+  description: With O(targets), how many TTL probes were sent again because a router may have been rate-limiting.
+  type: int
+  returned: with O(targets)
+  sample: 0
 address:
   description: The destination address probed (resolved).
   type: str
-  returned: always
+  returned: with O(address)
   sample: 10.200.2.10
 family:
   description: Address family, C(ipv4) or C(ipv6).
   type: str
-  returned: always
+  returned: with O(address)
   sample: ipv4
 protocol:
   description: Probe protocol.
   type: str
-  returned: always
+  returned: with O(address)
   sample: tcp
 port:
   description: Destination port (null for ICMP).
   type: int
-  returned: always
+  returned: with O(address)
   sample: 8082
 verdict:
   description:
@@ -126,32 +209,32 @@ verdict:
       came back (see RV(blocking_hop)); C(silent_after_hop) - nothing answered beyond the last responding hop;
       C(silent) - nothing answered at all.
   type: str
-  returned: always
+  returned: with O(address)
   sample: rejected
 state:
   description: C(open) or C(closed) when RV(verdict) is C(reached), else null.
   type: str
-  returned: always
+  returned: with O(address)
   sample: null
 reached:
   description: Whether the probes reached the target host (a reject sent by the target counts).
   type: bool
-  returned: always
+  returned: with O(address)
   sample: false
 reason:
   description: The verdict in one sentence.
   type: str
-  returned: always
+  returned: with O(address)
   sample: 10.200.2.10:8082/tcp rejected by router 10.200.1.1 (hop 1) with ICMP 3/13 (destination-unreachable/admin-prohibited)
 destination_ttl:
   description: The TTL of the probe that got the final answer, null when none did.
   type: int
-  returned: always
+  returned: with O(address)
   sample: 2
 blocking_hop:
   description: The hop that rejects (C(how) is the ICMP name) or after which packets vanish (C(how) is C(silence)).
   type: dict
-  returned: always (null when the target was reached)
+  returned: with O(address) (null when the target was reached)
   contains:
     ttl:
       description: Position of the hop on the path (the first TTL it answered).
@@ -176,7 +259,7 @@ blocking_hop:
 last_responding_hop:
   description: The last hop that answered anything (C(ttl), C(address)), null when none did.
   type: dict
-  returned: always
+  returned: with O(address)
   sample: {"ttl": 1, "address": "10.200.1.1"}
 path_mtu:
   description: The path MTU, with O(mtu=true).
@@ -220,7 +303,7 @@ hops:
   description: One entry per TTL probed, in order, up to the final answer.
   type: list
   elements: dict
-  returned: always
+  returned: with O(address)
   contains:
     ttl:
       description: TTL of the probe.
@@ -253,21 +336,31 @@ hops:
 """
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
-from ansible_collections.netdiag.reachability.plugins.module_utils.probe.trace import trace
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe.trace import trace, trace_many
 
 
 def _trace(module):
     p = module.params
-    result = trace(p["address"], port=p["port"], protocol=p["protocol"], max_hops=p["max_hops"],
-                   timeout=p["timeout"], first_hop=p["first_hop"], wave_size=p["wave_size"],
-                   max_silent_hops=p["max_silent_hops"], mtu=p["mtu"])
+    common = dict(max_hops=p["max_hops"], timeout=p["timeout"], first_hop=p["first_hop"], wave_size=p["wave_size"],
+                  max_silent_hops=p["max_silent_hops"], mtu=p["mtu"])
+    if p["targets"] is not None:
+        targets = [{"address": t["address"], "port": t["port"] if t["port"] is not None else p["port"],
+                    "protocol": t["protocol"] or p["protocol"]} for t in p["targets"]]
+        return trace_many(targets, rate=p["rate"], parallelism=p["parallelism"],
+                          rate_limit_interval=p["rate_limit_interval"], rate_limit_budget=p["rate_limit_budget"], **common)
+    result = trace(p["address"], port=p["port"], protocol=p["protocol"], **common)
     result.pop("target", None)
     return result
 
 
 def main():
     run_module(dict(
-        address=dict(type="str", required=True),
+        address=dict(type="str"),
+        targets=dict(type="list", elements="dict", options=dict(
+            address=dict(type="str", required=True, aliases=["host"]),
+            port=dict(type="int"),
+            protocol=dict(type="str", choices=["tcp", "udp", "icmp"], aliases=["proto"]),
+        )),
         port=dict(type="int"),
         protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "icmp"]),
         max_hops=dict(type="int", default=30),
@@ -276,7 +369,11 @@ def main():
         wave_size=dict(type="int", default=3),
         max_silent_hops=dict(type="int", default=6),
         mtu=dict(type="bool", default=False),
-    ), _trace)
+        rate=dict(type="float", default=1000),
+        parallelism=dict(type="int", default=256),
+        rate_limit_interval=dict(type="float", default=1.0),
+        rate_limit_budget=dict(type="float", default=10.0),
+    ), _trace, mutually_exclusive=[["address", "targets"]], required_one_of=[["address", "targets"]])
 
 
 if __name__ == "__main__":

@@ -137,17 +137,25 @@ def _host_by_address(hostvars, groups, address):
 def host_facts(hv):
     """The explainer's facts for one host from its Ansible variables (what the gather stage registered)."""
     facts = {}
-    lst = hv.get("reachability_listeners") or {}
+    cached = hv.get("ansible_facts") or {}   # set_fact cacheable: a fact cache holds them as facts
+    lst = hv.get("reachability_listeners") or cached.get("reachability_listeners") or {}
     if lst and not lst.get("failed") and not lst.get("skipped"):
         facts["listeners"] = lst.get("listeners")
         facts["sysctls"] = lst.get("sysctls")
         if lst.get("routes") is not None:
             facts["routes"] = lst.get("routes")
-    fw = hv.get("reachability_firewall") or {}
+    fw = hv.get("reachability_firewall") or cached.get("reachability_firewall") or {}
     if fw and not fw.get("failed") and not fw.get("skipped"):
         facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "local_addresses",
                                                     "firewall_warnings")}
+    kt = kernel_trace_facts(hv)
+    if kt is not None:
+        facts["kernel_trace"] = kt
     af = hv.get("ansible_facts") or {}
+    if lst and not lst.get("failed") and not lst.get("skipped") and lst.get("interface_addresses") is not None:
+        facts.update(_gathered_addresses(lst["interface_addresses"], lst.get("routes") or []))
+        _add_ansible_host(hv, facts["addresses"])
+        return facts
     ifaces = []
     default_if = (af.get("default_ipv4") or {}).get("interface")
     default_if6 = (af.get("default_ipv6") or {}).get("interface")
@@ -165,10 +173,64 @@ def host_facts(hv):
         facts["interfaces"] = ifaces
     addrs = list(af.get("all_ipv4_addresses") or [])
     addrs += [a for a in af.get("all_ipv6_addresses") or [] if not str(a).lower().startswith("fe80:")]
-    if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
-        addrs.append(str(hv["ansible_host"]))
+    _add_ansible_host(hv, addrs)
     facts["addresses"] = addrs
     return facts
+
+
+def _add_ansible_host(hv, addrs):
+    if hv.get("ansible_host") and _is_address(hv["ansible_host"]) and hv["ansible_host"] not in addrs:
+        addrs.append(str(hv["ansible_host"]))
+
+
+def _default_interfaces(routes):
+    """Family -> the interface of the default route with the lowest metric."""
+    out = {}
+    for r in sorted(routes, key=lambda r: r.get("metric") or 0):
+        if r.get("dst") in ("0.0.0.0/0", "::/0") and (r.get("type") or "unicast") == "unicast" and r.get("dev"):
+            out.setdefault(r.get("family"), r["dev"])
+    return out
+
+
+def _gathered_addresses(entries, routes):
+    """``interfaces`` and ``addresses`` from listeners_info's ``interface_addresses`` and ``routes``,
+    as they come out of Ansible's network facts: per interface other than lo its first IPv4
+    address and its global IPv6 ones; every address but 127.0.0.1, ::1 and link-local ones."""
+    default = _default_interfaces(routes)
+    ifaces, addrs, primary = [], [], set()
+    for a in entries:
+        name, family, address = a.get("interface"), a.get("family"), a.get("address")
+        if not address:
+            continue
+        if address not in ("127.0.0.1", "::1") and not str(address).lower().startswith("fe80:") and address not in addrs:
+            addrs.append(address)
+        if name == "lo":
+            continue
+        if family == "ipv4" and name not in primary and not a.get("secondary"):
+            primary.add(name)
+            ifaces.append({"name": name, "address": address, "prefix": int(a.get("prefix") or 32),
+                           "default": name == default.get("ipv4")})
+        elif family == "ipv6" and a.get("scope", "global") == "global":
+            ifaces.append({"name": name, "address": address, "prefix": int(a.get("prefix") or 128),
+                           "default": name == default.get("ipv6")})
+    out = {"addresses": [a for a in addrs if ":" not in a] + [a for a in addrs if ":" in a]}  # IPv4 first, as setup
+    if ifaces:
+        out["interfaces"] = ifaces
+    return out
+
+
+def kernel_trace_facts(hv):
+    """What the opt-in kernel trace saw on a host (kernel_trace start and stop results), or None."""
+    start, stop = hv.get("reachability_kernel_trace_start") or {}, hv.get("reachability_kernel_trace_result") or {}
+    if not start or start.get("skipped"):
+        return None
+    if start.get("failed") or stop.get("failed"):
+        return {"error": (stop if stop.get("failed") else start).get("msg") or "the kernel trace failed"}
+    if not stop or stop.get("skipped"):
+        return None
+    return {"packets": start.get("packets") or [], "traces": stop.get("traces") or [],
+            "window_expired": bool(stop.get("window_expired")), "legacy_rules": bool(stop.get("legacy_rules")),
+            "neighbours": stop.get("neighbours") or []}
 
 
 def source_address(facts, destination):
@@ -220,10 +282,7 @@ def assemble(plan, hostvars, cloud=None):
         pr = hv.get("reachability_probe") or {}
         for r in pr.get("results") or []:
             results[(src, r.get("address"), r.get("port") if r.get("protocol") != "icmp" else 0, r.get("protocol"))] = r
-        for t in (hv.get("reachability_traces") or {}).get("results") or []:
-            item = t.get("item") or {}
-            if t.get("verdict"):
-                traces[(src, item.get("address"), int(item.get("port") or 0), item.get("protocol"))] = t
+        traces.update(_traces(src, hv.get("reachability_traces")))
     flows = []
     for f in plan["flows"]:
         key = (f["source"], f["address"], f["port"], f["protocol"])
@@ -238,6 +297,24 @@ def assemble(plan, hostvars, cloud=None):
             flow["cloud_error"] = cloud_errors[f["address"]]
         flows.append(flow)
     return flows, hosts
+
+
+def _traces(src, registered):
+    """A source's registered traces by (source, address, port, protocol): one trace call with
+    ``targets`` (its ``results``, each naming its ``target``), or a loop of single traces (each
+    loop result's ``item``)."""
+    out = {}
+    for t in (registered or {}).get("results") or []:
+        if not isinstance(t, dict) or not t.get("verdict"):
+            continue
+        if "item" in t:
+            where = t.get("item") or {}
+            address = where.get("address")
+        else:
+            where = t
+            address = t.get("target") or t.get("address")
+        out[(src, address, int(where.get("port") or 0), where.get("protocol"))] = t
+    return out
 
 
 CLOUD_OPTIONS = ("provider", "region", "profile", "access_key", "secret_key", "session_token", "endpoint_url",

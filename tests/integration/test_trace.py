@@ -99,3 +99,20 @@ def test_path_mtu_without_a_narrow_link_is_the_interface_mtu(lab):
                      {"address": "10.200.2.14", "port": 53, "protocol": "udp", "max_hops": 4, "timeout": 1.0, "mtu": True})
     pm = res["path_mtu"]
     assert (pm["mtu"], pm["verdict"], pm["udp_port"]) == (1500, "confirmed", 53), pm
+
+
+def test_every_case_in_one_call_gets_the_verdict_it_gets_alone(lab):
+    """All the cases from one source in one call (what the diagnose role does): the same verdicts,
+    blocking hops and states as one trace per case, although the router sees all of them at once."""
+    time.sleep(2)  # the router's ICMP tokens for the client
+    targets = [{"address": a, "port": p, "protocol": proto} for a, p, proto, *_rest in CASES]
+    res = lab.module("client", "netdiag.reachability.trace", {"targets": targets, "max_hops": 8, "timeout": 1.5})
+    assert not res.get("failed"), res
+    assert res["changed"] is False
+    assert [(r["address"], r["port"], r["protocol"]) for r in res["results"]] == [c[:3] for c in CASES]
+    for (address, port, proto, verdict, state, blocker, is_target, hop), r in zip(CASES, res["results"]):
+        assert r["target"] == address
+        assert (r["verdict"], r["state"]) == (verdict, state), r["reason"]
+        if blocker:
+            assert (r["blocking_hop"]["address"], r["blocking_hop"]["ttl"]) == (blocker, hop), r["reason"]
+        assert not any(h.get("rate_limited") for h in r["hops"]), r["hops"]

@@ -257,3 +257,44 @@ def settle_rate_limited(engine, probes, opts, rtt, last_icmp):
     for group in pools.values():
         for probe in group:
             probe.rate_limited = True
+
+
+class IcmpBudget(object):
+    """An estimate of each ICMP error sender's token bucket towards this host, for traces.
+
+    Linux answers a host with at most a burst of ``burst`` ICMP errors (time-exceeded and
+    destination-unreachable alike) and then one per ``interval`` seconds
+    (``net.ipv4.icmp_ratelimit``).  Many paths traced at once share their first hops, so a router
+    near this host may run out while a wave is in flight and the TTLs it should have answered look
+    silent.  :meth:`receive` counts an error from a sender and says when its bucket may be empty
+    (keeping ``margin`` tokens for traffic sent before, e.g. by the probe); :meth:`wait` is how long
+    until every given sender had ``interval`` since its last error, i.e. has a token again.
+    """
+
+    def __init__(self, interval, burst=6, margin=1):
+        self.interval = float(interval)
+        self.burst = float(burst)
+        self.margin = float(margin)
+        self.tokens = {}
+        self.last = {}
+
+    def level(self, sender, now):
+        """Estimated tokens of ``sender`` at ``now``."""
+        if sender not in self.last:
+            return self.burst
+        if self.interval <= 0:
+            return self.burst
+        return min(self.burst, self.tokens[sender] + (now - self.last[sender]) / self.interval)
+
+    def receive(self, sender, now):
+        """Count one ICMP error from ``sender`` that arrived at ``now``; True when the sender may
+        have had no token left for the next one."""
+        left = self.level(sender, now) - 1.0
+        self.tokens[sender] = max(0.0, left)
+        self.last[sender] = now
+        return left < 1.0 + self.margin
+
+    def wait(self, senders, now):
+        """Seconds until each of ``senders`` had ``interval`` without sending an error."""
+        due = [self.last[s] + self.interval for s in senders if s in self.last]
+        return max([0.0] + [d - now for d in due])

@@ -88,10 +88,52 @@ def test_icmp_as_root():
     ({"address": "127.0.0.1", "port": 80, "wave_size": 0}, "invalid wave_size 0: must be between 1 and 64"),
     ({"address": "127.0.0.1", "port": 80, "protocol": "sctp"}, "value of protocol must be one of: tcp, udp, icmp, got: sctp"),
     ({"address": "127.0.0.1", "port": 80, "mtu": "sometimes"}, "argument 'mtu' is of type str"),
-    ({"port": 80}, "missing required arguments: address"),
+    ({"port": 80}, "one of the following is required: address, targets"),
 ])
 def test_bad_input_fails_naming_the_value(args, needle):
     result = run_module(args)
     assert result["failed"] is True
     assert needle in result["msg"]
     assert not result.get("changed") and "hops" not in result
+
+
+def test_targets_trace_every_flow_in_one_call_with_the_single_trace_result(listener):
+    closed = free_port()
+    args = {"targets": [{"address": "127.0.0.1", "port": listener}, {"address": "127.0.0.1", "port": closed},
+                        {"address": "::1", "port": free_port(socket.AF_INET6, host="::1")},
+                        {"address": "127.0.0.1", "port": free_port(kind=socket.SOCK_DGRAM), "protocol": "udp"}],
+            "timeout": 0.5, "max_hops": 4}
+    result = run_module(args)
+    assert "failed" not in result, result.get("msg")
+    assert result["changed"] is False
+    got = [(r["target"], r["verdict"], r["state"], r["destination_ttl"]) for r in result["results"]]
+    assert got == [("127.0.0.1", "reached", "open", 1), ("127.0.0.1", "reached", "closed", 1),
+                   ("::1", "reached", "closed", 1), ("127.0.0.1", "reached", "closed", 1)]
+    single = run_module({"address": "127.0.0.1", "port": closed, "timeout": 0.5, "max_hops": 4})
+    many = result["results"][1]
+    for key in ("verdict", "state", "reached", "blocking_hop", "last_responding_hop", "destination_ttl", "family"):
+        assert many[key] == single[key], key
+    assert [h["reply"] for h in many["hops"]] == [h["reply"] for h in single["hops"]]
+
+
+def test_targets_and_address_are_exclusive_and_one_is_required(listener):
+    both = run_module({"address": "127.0.0.1", "port": listener, "targets": [{"address": "127.0.0.1", "port": listener}]})
+    assert both.get("failed") and "mutually exclusive" in both["msg"]
+    none = run_module({"port": listener})
+    assert none.get("failed") and "address" in none["msg"] and "targets" in none["msg"]
+
+
+def test_a_bad_target_port_fails_naming_it():
+    result = run_module({"targets": [{"address": "127.0.0.1", "port": 80}, {"address": "127.0.0.1", "port": 70000}]})
+    assert result.get("failed") and "70000" in result["msg"]
+
+
+def test_icmp_and_tcp_targets_in_one_call_as_root(listener):
+    if os.geteuid() != 0:
+        pytest.skip("an ICMP trace without a ping socket needs root (raw socket)")
+    result = run_module({"targets": [{"address": "127.0.0.1", "protocol": "icmp"}, {"address": "127.0.0.1", "port": listener},
+                                     {"address": "127.0.0.2", "protocol": "icmp"}], "timeout": 0.5, "max_hops": 3})
+    assert "failed" not in result, result.get("msg")
+    assert [(r["address"], r["protocol"], r["verdict"], r["hops"][0]["reply"]) for r in result["results"]] == [
+        ("127.0.0.1", "icmp", "reached", "echo-reply"), ("127.0.0.1", "tcp", "reached", "syn-ack"),
+        ("127.0.0.2", "icmp", "reached", "echo-reply")]

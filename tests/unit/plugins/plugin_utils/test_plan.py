@@ -71,3 +71,76 @@ def test_bad_flows_name_the_bad_value(flows, needle):
     with pytest.raises(InputError) as exc:
         plan.make_plan(flows, groups, {"client": {}, "web1": {}})
     assert needle in str(exc.value)
+
+
+def _trace(address, port, verdict="silent_after_hop"):
+    return {"target": address, "address": address, "port": port, "protocol": "tcp", "verdict": verdict,
+            "hops": [{"ttl": 1, "address": "10.200.1.1", "reply": "time-exceeded"}],
+            "blocking_hop": {"ttl": 1, "address": "10.200.1.1", "how": "silence"}}
+
+
+@pytest.mark.parametrize("registered", [
+    # one trace call with targets (the role since all of a source's flows are traced at once)
+    {"results": [_trace("10.200.2.10", 8081), {"target": "10.200.2.99", "port": 80, "protocol": "tcp",
+                                               "verdict": None, "error": "cannot resolve"}],
+     "elapsed_s": 3.0, "reprobes": 0},
+    # a loop of single traces (registered by roles before that, or by hand)
+    {"results": [dict(_trace("10.200.2.10", 8081), item={"address": "10.200.2.10", "port": 8081, "protocol": "tcp"}),
+                 {"failed": True, "msg": "x", "item": {"address": "10.200.2.99", "port": 80, "protocol": "tcp"}}]},
+])
+def test_each_flow_gets_its_own_trace_from_either_shape(registered):
+    flows = {"flows": [{"from": "client", "to": ["10.200.2.10", "10.200.2.99"], "ports": ["8081/tcp", "80/tcp"]}]}
+    groups = {"all": ["client"]}
+    hv = {"client": {"ansible_host": "10.200.1.10"}}
+    p = plan.make_plan(flows["flows"], groups, hv)
+    hv["client"]["reachability_traces"] = registered
+    assembled, dummy = plan.assemble(p, hv)
+    by_flow = {(f["address"], f["port"]): f["trace"] for f in assembled}
+    assert by_flow[("10.200.2.10", 8081)]["verdict"] == "silent_after_hop"
+    assert by_flow[("10.200.2.10", 80)] is None and by_flow[("10.200.2.99", 80)] is None
+    assert by_flow[("10.200.2.99", 8081)] is None
+
+
+# the same dual-stack host as listeners_info / host_info return it (interface_addresses and routes)
+DUAL_STACK_GATHERED = {
+    "listeners": [], "sysctls": {},
+    "routes": [{"family": "ipv4", "dst": "0.0.0.0/0", "type": "unicast", "gateway": "10.200.1.1", "dev": "eth0", "metric": 0},
+               {"family": "ipv6", "dst": "::/0", "type": "unicast", "gateway": "fd00:200:1::1", "dev": "eth0", "metric": 1024},
+               {"family": "ipv4", "dst": "10.200.9.0/24", "type": "unicast", "gateway": None, "dev": "eth1", "metric": 0}],
+    "interface_addresses": [
+        {"interface": "lo", "family": "ipv4", "address": "127.0.0.1", "prefix": 8, "scope": "host", "secondary": False},
+        {"interface": "lo", "family": "ipv6", "address": "::1", "prefix": 128, "scope": "host", "secondary": False},
+        {"interface": "eth0", "family": "ipv4", "address": "10.200.1.10", "prefix": 24, "scope": "global", "secondary": False},
+        {"interface": "eth0", "family": "ipv6", "address": "fd00:200:1::10", "prefix": 64, "scope": "global", "secondary": False},
+        {"interface": "eth0", "family": "ipv6", "address": "fe80::a8b0:66ff:fe92:c96a", "prefix": 64, "scope": "link",
+         "secondary": False},
+        {"interface": "eth1", "family": "ipv4", "address": "10.200.9.10", "prefix": 24, "scope": "global", "secondary": False},
+        {"interface": "eth1", "family": "ipv6", "address": "fd00:200:9::10", "prefix": 64, "scope": "global", "secondary": False},
+    ]}
+
+
+def test_gathered_addresses_give_the_facts_setup_gives():
+    from_setup = plan.host_facts({"ansible_host": "10.200.1.10", "ansible_facts": DUAL_STACK})
+    gathered = plan.host_facts({"ansible_host": "10.200.1.10", "reachability_listeners": DUAL_STACK_GATHERED})
+    assert gathered["addresses"] == from_setup["addresses"]
+    assert sorted(map(sorted, (i.items() for i in gathered["interfaces"]))) == \
+        sorted(map(sorted, (i.items() for i in from_setup["interfaces"])))
+    for dest in ("10.200.9.99", "10.200.2.10", "fd00:200:9::99", "fd00:300::1"):
+        assert plan.source_address(gathered, dest) == plan.source_address(from_setup, dest)
+
+
+def test_gathered_addresses_win_over_setup_facts_and_cached_facts_are_read():
+    stale = dict(DUAL_STACK, all_ipv4_addresses=["10.9.9.9"])
+    facts = plan.host_facts({"ansible_facts": stale, "reachability_listeners": DUAL_STACK_GATHERED})
+    assert "10.9.9.9" not in facts["addresses"] and "10.200.9.10" in facts["addresses"]
+    # a fact cache gives set_fact(cacheable) variables back inside ansible_facts
+    cached = plan.host_facts({"ansible_facts": {"reachability_listeners": DUAL_STACK_GATHERED}})
+    assert cached["addresses"] == facts["addresses"] and cached["routes"] == DUAL_STACK_GATHERED["routes"]
+
+
+def test_a_secondary_ipv4_address_is_the_hosts_but_not_its_interface_address():
+    gathered = dict(DUAL_STACK_GATHERED, interface_addresses=DUAL_STACK_GATHERED["interface_addresses"] + [
+        {"interface": "eth0", "family": "ipv4", "address": "10.200.1.11", "prefix": 24, "scope": "global", "secondary": True}])
+    facts = plan.host_facts({"reachability_listeners": gathered})
+    assert "10.200.1.11" in facts["addresses"]
+    assert [i["address"] for i in facts["interfaces"] if i["name"] == "eth0" and ":" not in i["address"]] == ["10.200.1.10"]
