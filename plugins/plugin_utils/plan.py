@@ -9,6 +9,7 @@ filter plugins call it with plain dicts taken from the inventory and hostvars.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port_spec
@@ -57,8 +58,29 @@ def _resolve_hosts(names, groups, what, allow_addresses=False):
 
 
 def host_address(hostvars, host):
+    """The address flows to ``host`` go to: its ``ansible_host`` (or its name), resolved on the
+    controller when it is a name, IPv4 first (as ssh would usually connect)."""
     hv = hostvars.get(host) or {}
-    return str(hv.get("ansible_host") or host)
+    name = str(hv.get("ansible_host") or host)
+    if _is_address(name):
+        return name
+    return _resolve_name(name, host)
+
+
+_RESOLVED = {}
+
+
+def _resolve_name(name, host):
+    if name not in _RESOLVED:
+        try:
+            infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError, ValueError) as exc:
+            raise InputError("host %s: %r is not an IP address and does not resolve on the controller (%s); set "
+                             "ansible_host to the address flows should go to" % (host, name, exc))
+        addrs = [i[4][0] for i in infos]
+        v4 = [a for a in addrs if ":" not in a]
+        _RESOLVED[name] = (v4 or addrs)[0]
+    return _RESOLVED[name]
 
 
 def make_plan(flows, groups, hostvars, max_flows=DEFAULT_MAX_FLOWS):
@@ -128,8 +150,9 @@ def _compact(ports):
 
 
 def _host_by_address(hostvars, groups, address):
+    """The inventory host whose ansible_host is ``address`` (names are not resolved for this)."""
     for h in groups.get("all", []):
-        if host_address(hostvars, h) == address:
+        if str((hostvars.get(h) or {}).get("ansible_host") or h) == address:
             return h
     return None
 

@@ -144,3 +144,27 @@ def test_a_secondary_ipv4_address_is_the_hosts_but_not_its_interface_address():
     facts = plan.host_facts({"reachability_listeners": gathered})
     assert "10.200.1.11" in facts["addresses"]
     assert [i["address"] for i in facts["interfaces"] if i["name"] == "eth0" and ":" not in i["address"]] == ["10.200.1.10"]
+
+
+def test_a_destination_whose_ansible_host_is_a_name_gets_its_address(monkeypatch):
+    # ansible_host is often a DNS name: flows go to the address it resolves to on the controller
+    # (IPv4 first), and a name that does not resolve is an error naming the host
+    import socket as socket_mod
+    answers = {"web1.example": [(socket_mod.AF_INET6, 1, 6, "", ("fd00::10", 0, 0, 0)),
+                                (socket_mod.AF_INET, 1, 6, "", ("10.200.2.10", 0))]}
+
+    def fake(name, *_args, **_kwargs):
+        if name not in answers:
+            raise socket_mod.gaierror(-2, "Name or service not known")
+        return answers[name]
+
+    monkeypatch.setattr(plan.socket, "getaddrinfo", fake)
+    monkeypatch.setattr(plan, "_RESOLVED", {})
+    groups = {"all": ["client", "web1", "web2"]}
+    hv = {"client": {"ansible_host": "10.200.1.10"}, "web1": {"ansible_host": "web1.example"},
+          "web2": {"ansible_host": "nowhere.example"}}
+    p = plan.make_plan([{"from": "client", "to": "web1", "ports": [80]}], groups, hv)
+    assert [(f["destination"], f["address"]) for f in p["flows"]] == [("web1", "10.200.2.10")]
+    with pytest.raises(InputError) as exc:
+        plan.make_plan([{"from": "client", "to": "web2", "ports": [80]}], groups, hv)
+    assert "web2" in str(exc.value) and "nowhere.example" in str(exc.value)
