@@ -62,36 +62,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  region:
-    description: The AWS region; default from the environment (C(AWS_REGION)) or the shared config.
-    type: str
-    aliases: [aws_region, ec2_region]
-  profile:
-    description: A profile of the shared credentials/config files.
-    type: str
-    aliases: [aws_profile]
-  access_key:
-    description: AWS access key id; default from boto3's usual chain.
-    type: str
-    aliases: [aws_access_key_id, aws_access_key]
-  secret_key:
-    description: AWS secret access key.
-    type: str
-    aliases: [aws_secret_access_key, aws_secret_key]
-  session_token:
-    description: AWS session token.
-    type: str
-    aliases: [aws_session_token, security_token]
-  endpoint_url:
-    description: Another EC2 endpoint (a test server, a VPC endpoint).
-    type: str
-    aliases: [aws_endpoint_url, ec2_url]
-  retries:
-    description: How many times a throttled call is retried.
-    type: int
-    default: 4
 extends_documentation_fragment:
   - netdiag.reachability.attributes
+  - netdiag.reachability.aws
 attributes:
   check_mode:
     support: full
@@ -165,6 +138,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
 from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import aws
 from ansible_collections.netdiag.reachability.plugins.module_utils.fix.security_group import (
+    AWS_CONNECTION_SPEC,
     RuleTooWide, ensure, normalize_request)
 
 
@@ -193,13 +167,7 @@ def main():
         allow_anywhere=dict(type="bool", default=False),
         description=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        region=dict(type="str", aliases=["aws_region", "ec2_region"]),
-        profile=dict(type="str", aliases=["aws_profile"]),
-        access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key"]),
-        secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key"]),
-        session_token=dict(type="str", no_log=True, aliases=["aws_session_token", "security_token"]),
-        endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"]),
-        retries=dict(type="int", default=4),
+        **AWS_CONNECTION_SPEC
     ), _ensure, refusals=[RuleTooWide], mutually_exclusive=[["source", "cidr"]], required_one_of=[["source", "cidr"]])
 
 

@@ -30,6 +30,17 @@ PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
 _API_PROTOCOL = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "icmpv6"}
 _GROUP_RE = re.compile(r"^sg-[0-9a-zA-Z]{1,32}$")
 
+# The EC2 connection options of the modules that change AWS (documented by doc fragment netdiag.reachability.aws).
+AWS_CONNECTION_SPEC = dict(
+    region=dict(type="str", aliases=["aws_region", "ec2_region"]),
+    profile=dict(type="str", aliases=["aws_profile"]),
+    access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key"]),
+    secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key"]),
+    session_token=dict(type="str", no_log=True, aliases=["aws_session_token", "security_token"]),
+    endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"]),
+    retries=dict(type="int", default=4),
+)
+
 
 class RuleTooWide(NetdiagError):
     """A rule from anywhere was asked for without allow_anywhere."""
