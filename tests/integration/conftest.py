@@ -5,6 +5,7 @@ still finalises session fixtures) and SIGTERM (turned into KeyboardInterrupt bel
 ``atexit`` hook is the last line of defence.
 """
 import atexit
+import http.client
 import hashlib
 import os
 import re
@@ -83,3 +84,14 @@ def restore(lab):
         if state_hash(lab, host) != before:
             errors.append(host)
     assert not errors, "state not restored on %s" % errors
+
+
+def moto_reset(host_port):
+    """Empty a moto server's account: moto keeps its backends per process, not per server, so a
+    test module's VPCs and interfaces would otherwise still be there for the next module."""
+    conn = http.client.HTTPConnection(*host_port, timeout=10)
+    try:
+        conn.request("POST", "/moto-api/reset")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import state_hash
+from conftest import moto_reset, state_hash
 
 REGION = "eu-west-1"
 
@@ -23,6 +23,9 @@ def moto():
     server.start()
     try:
         url = "http://%s:%d" % server.get_host_and_port()
+        # moto keeps its backends per process, not per server: start from an empty account, so
+        # another test module's VPC (an interface with the same address) is not found first
+        moto_reset(server.get_host_and_port())
         ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url, aws_access_key_id="testing",
                            aws_secret_access_key="testing")
         vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import state_hash
+from conftest import moto_reset, state_hash
 
 REGION = "eu-west-1"
 
@@ -22,6 +22,9 @@ def moto():
     server.start()
     try:
         url = "http://%s:%d" % server.get_host_and_port()
+        # moto keeps its backends per process, not per server: start from an empty account, so
+        # another test module's VPC (an interface with the same address) is not found first
+        moto_reset(server.get_host_and_port())
         ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url, aws_access_key_id="testing",
                            aws_secret_access_key="testing")
         vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
@@ -73,14 +76,14 @@ def test_diagnose_remediate_diagnose_through_the_security_group(lab, moto, tmp_p
     proc = lab.playbook("netdiag.reachability.remediate", extra_vars=ev)
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert _changed(proc, "ufw")[0] >= 1
-    assert _ingress(moto) == sorted(group_before + [("tcp", 80, 80, "10.200.1.10/32")])
+    assert _ingress(moto) == sorted(group_before + [("tcp", 80, 80, "10.200.1.10/32")]), proc.stdout[-6000:]
     assert "allowed 80/tcp from 10.200.1.10/32 in %s" % moto["group"] in proc.stdout
     for text in (proc.stdout, checked.stdout):
         assert "netdiag-lab-secret-9f3e" not in text and "AKIANETDIAGLABKEY" not in text
 
     again = lab.playbook("netdiag.reachability.remediate", extra_vars=ev)
     assert again.returncode == 0 and _changed(again, "ufw") == (0, 0), again.stdout[-5000:]
-    assert _ingress(moto) == sorted(group_before + [("tcp", 80, 80, "10.200.1.10/32")])
+    assert _ingress(moto) == sorted(group_before + [("tcp", 80, 80, "10.200.1.10/32")]), proc.stdout[-6000:]
 
     second = _diagnose(lab, tmp_path / "after", cloud)
     assert second["evidence"]["cloud"][0]["verdict"] == "accept", second["evidence"]
