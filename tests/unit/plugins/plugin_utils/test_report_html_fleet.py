@@ -76,7 +76,7 @@ def _shown(browser):
 
 def test_500_flows_render_filter_search_and_show_a_path(fleet, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
     flows = fleet["flows"]
     page = tmp_path / "report.html"
     page.write_text(html_page(fleet))
@@ -135,7 +135,8 @@ def test_500_flows_render_filter_search_and_show_a_path(fleet, browser, tmp_path
     button = details.find_element(By.CSS_SELECTOR, "button.copy")
     assert button.get_attribute("data-copy") == flows[idx]["fix"]["commands"][0]["command"]
     button.click()
-    assert button.text == "copied"
+    # the page says "copied" once the clipboard call has returned (asynchronously), for 1.5 s
+    WebDriverWait(browser, 5, poll_frequency=0.05).until(lambda b: button.text == "copied")
     browser.save_screenshot(os.path.join(ARTIFACTS, "report-html-500-details.png"))
 
     # a big group lists its flows folded; opened, a flow's line shows that flow
