@@ -18,8 +18,8 @@ import ipaddress
 import json
 import socket
 import struct
-import subprocess
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.commands import command_output as _run
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
 
 FAMILIES = {"inet": "ipv4", "inet6": "ipv6"}
@@ -91,14 +91,6 @@ def _ioctl_v4(names):
     finally:
         sock.close()
     return out
-
-
-def _run(argv):
-    try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10, check=False)
-    except OSError:
-        return None
-    return p.stdout.decode("utf-8", "replace") if p.returncode == 0 else None
 
 
 def read_addresses(run=_run, if_inet6="/proc/net/if_inet6", ioctl_v4=_ioctl_v4):

@@ -18,8 +18,8 @@ import json
 import os
 import socket
 import struct
-import subprocess
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.commands import command_output as _run
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
 
 DISCARDING = ("blackhole", "unreachable", "prohibit")
@@ -80,14 +80,6 @@ def policy_rules(text):
     default = {(0, "local"), (32766, "main"), (32767, "default")}
     return [r for r in data if isinstance(r, dict) and not (
         (r.get("priority"), str(r.get("table"))) in default and r.get("src", "all") == "all" and len(r) == 3)]
-
-
-def _run(argv):
-    try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10, check=False)
-    except OSError:
-        return None
-    return p.stdout.decode("utf-8", "replace") if p.returncode == 0 else None
 
 
 def read_routes(root="/", run=_run):

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.commands import run_command
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
     BackendUnavailable, InputError, MissingDependency, NetdiagError)
 
@@ -182,9 +183,7 @@ def _nft():
 
 
 def _run(args, stdin=None):
-    proc = subprocess.run(args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          check=False)
-    return proc.returncode, proc.stdout, proc.stderr
+    return run_command(args, stdin=stdin) or (127, "", "%s: not found" % args[0])
 
 
 def _netns_id():

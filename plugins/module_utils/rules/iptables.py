@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.commands import run_command
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
@@ -407,14 +407,6 @@ COMMANDS = (
     ("ipv4", "iptables-legacy", ["iptables-legacy-save"]),
     ("ipv6", "iptables-legacy", ["ip6tables-legacy-save"]),
 )
-
-
-def run_command(argv):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    except FileNotFoundError:
-        return None
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def read_iptables(run=None):

@@ -186,7 +186,12 @@ def apply(ev, evidence):
             _contradicted(ev, "the kernel shows %s's input rules let the packet through (it reached the input hook's "
                           "end), yet the evaluator said %s" % (host, (ev.dest_verdict or {}).get("verdict")))
         return
-    if not w["seen"] and not w["window_expired"] and finding["decided_by"] in ("ruleset", None):
+    # "never arrived" needs proof that the source did send again while the trace ran: a router on the
+    # way forwarded it, or the destination saw another of this source's probes
+    sent = any(p == "forward" and x["seen"] for _h, p, x in seen) or any(
+        r.get("src") == ev.flow.get("source_address")
+        for r in (ev.index.facts(host).get("kernel_trace") or {}).get("traces") or [])
+    if not w["seen"] and sent and not w["window_expired"] and finding["decided_by"] in ("ruleset", None):
         if finding["cause"] in ("host_firewall", "listen_backlog_full", "unknown", "no_listener"):
             _contradicted(ev, "the kernel of %s did not see the packet while the source probed again: it was lost "
                           "before it reached %s" % (host, host), never_arrived=host)

@@ -104,7 +104,13 @@ def test_a_packet_the_destination_accepted_contradicts_a_ruleset_drop(facts):
 def test_a_packet_that_never_arrived_is_not_the_destinations_rule(facts):
     hosts = copy.deepcopy(facts["hosts"])
     flow = _flow(facts, "10.200.2.18", 80)
+    # nothing shows the source sent again (its second probe may have failed): not seeing it proves nothing
     _traced(hosts, "nft-drop", flow, [])
+    assert _one(hosts, flow)["cause"] == "host_firewall"
+    # the router forwarded it while the trace ran, and the destination never saw it
+    _traced(hosts, "router", flow, [{"verdict": "accept", "reached": "forward", "decided_by": None}])
+    hosts["client"]["routes"] = [
+        {"family": "ipv4", "dst": "0.0.0.0/0", "type": "unicast", "gateway": "10.200.1.1", "dev": "eth0", "metric": 0}]
     f = _one(hosts, flow)
     assert (f["cause"], f["decided_by"]) == ("unknown", "kernel")
     assert any("did not see the packet" in c for c in f["conflicts"])
