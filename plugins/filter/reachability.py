@@ -3,9 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side front ends of the library: plan the flows, explain them, render reports."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError

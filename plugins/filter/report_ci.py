@@ -4,9 +4,6 @@
 """A reachability report for CI systems and job artifacts (docs in report_junit.yml and report_stats.yml).
 The code is plugin_utils/report.py."""
 
-from __future__ import absolute_import, division, print_function
-__metaclass__ = type
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError

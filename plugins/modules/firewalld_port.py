@@ -3,10 +3,6 @@
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: firewalld_port
@@ -210,6 +206,15 @@ changes:
       type: str
       returned: for service actions
       sample: https
+ports_changed:
+  description:
+    - The ports (C(PORT/PROTO) or C(FIRST-LAST/PROTO)) that this call opened (or, with O(state=absent), closed) in
+      any configuration; in check mode, would. Ports already in the wanted state and services are not in it, so
+      undoing exactly this call is the opposite O(state) for these ports.
+  returned: always
+  type: list
+  elements: str
+  sample: ["9000-9010/tcp"]
 notes:
   description: What the user should know (offline edit, runtime left unchanged, unexpected state).
   returned: always
