@@ -40,10 +40,6 @@ def open_ports_verify_failure(failed, rule, target, result=None):
                               _dict(result, "open_ports_verify_failure", "the change result"))
 
 
-def open_ports_change_ports(changes):
-    return lib.change_ports(_list(changes, "open_ports_change_ports", "the changes"))
-
-
 def open_ports_firewalld_messages(runtime, permanent):
     return lib.firewalld_messages(_dict(runtime, "open_ports_firewalld_messages", "the runtime result"),
                                   _dict(permanent, "open_ports_firewalld_messages", "the permanent result"))
@@ -65,7 +61,6 @@ class FilterModule(object):
             "report_mismatches": report_mismatches,
             "open_ports_still_blocked": open_ports_still_blocked,
             "open_ports_verify_failure": open_ports_verify_failure,
-            "open_ports_change_ports": open_ports_change_ports,
             "open_ports_firewalld_messages": open_ports_firewalld_messages,
             "open_ports_outcome": open_ports_outcome,
         }

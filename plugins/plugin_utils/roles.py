@@ -65,11 +65,6 @@ def verify_failure(failed, rule, target, result=None):
     return head + " " + tail
 
 
-def change_ports(changes):
-    """``PORT/PROTO`` of every change (of a firewalld_port result) that concerns a port."""
-    return [_join((c["port"], c.get("protocol")), "/") for c in changes or [] if "port" in c]
-
-
 def firewalld_messages(runtime, permanent):
     """What a firewalld rule changed: the runtime change's message, the permanent change's message
     and its notes (each only when that step changed something)."""

@@ -370,6 +370,7 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
             os.path.join(backend.config_root, "zones", zone + ".xml") if backend.offline else None),
         "configs": sides,
         "changes": changes,
+        "ports_changed": ports_changed(changes),
         "notes": notes,
         "settings": {"before": before, "after": after},
         "diff": {"before": render_settings(zone, before), "after": render_settings(zone, after),
@@ -377,6 +378,18 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
                  "after_header": "zone %s (%s)" % (zone, ", ".join(sides))},
         "msg": summary(zone, changes, request, check_mode, backend.offline),
     }
+
+
+def ports_changed(changes):
+    """``PORT/PROTO`` of every port change, once each, in order (services are not ports): undoing
+    exactly this call is the opposite state for these ports in the same configuration."""
+    out = []
+    for change in changes:
+        if "port" in change:
+            port = "%s/%s" % (change["port"], change.get("protocol"))
+            if port not in out:
+                out.append(port)
+    return out
 
 
 _LIST_LABELS = (("services", "service"), ("ports", "port"), ("protocols", "protocol"),

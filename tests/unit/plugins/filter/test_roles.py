@@ -6,7 +6,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.filter import roles
 from ansible_collections.netdiag.reachability.plugins.filter.roles import (
-    open_ports_change_ports, open_ports_firewalld_messages, open_ports_outcome, open_ports_still_blocked,
+    open_ports_firewalld_messages, open_ports_outcome, open_ports_still_blocked,
     open_ports_verify_failure, report_mismatches)
 
 
@@ -15,7 +15,7 @@ def test_every_filter_is_exported_and_documented():
     from ..helpers import ROOT
     names = roles.FilterModule().filters()
     assert set(names) == {"report_mismatches", "open_ports_still_blocked", "open_ports_verify_failure",
-                          "open_ports_change_ports", "open_ports_firewalld_messages", "open_ports_outcome"}
+                          "open_ports_firewalld_messages", "open_ports_outcome"}
     assert [n for n in names if not os.path.exists(os.path.join(ROOT, "plugins", "filter", n + ".yml"))] == []
 
 
@@ -72,17 +72,6 @@ def test_open_ports_verify_failure_says_what_was_done_and_undone(backend, result
         "client still cannot reach 80, 443 on 10.200.2.11 " + tail)
 
 
-@pytest.mark.parametrize("changes,expected", [
-    ([], []),
-    ([{"port": 80, "protocol": "tcp"}], ["80/tcp"]),
-    ([{"port": "8000-8010", "protocol": "tcp"}, {"service": "http"}, {"port": 53, "protocol": "udp"}],
-     ["8000-8010/tcp", "53/udp"]),                                # services are not reverted as ports
-    (None, []),
-])
-def test_open_ports_change_ports_are_what_to_revert(changes, expected):
-    assert open_ports_change_ports(changes) == expected
-
-
 RUNTIME = {"changed": True, "msg": "zone public: added 80/tcp (runtime)", "notes": ["runtime only"]}
 PERMANENT = {"changed": True, "msg": "zone public: added 80/tcp (permanent)", "notes": ["firewalld was stopped"]}
 UNCHANGED = {"changed": False, "msg": "nothing to do", "notes": ["ignored"]}
@@ -117,7 +106,6 @@ def test_open_ports_outcome_per_host_with_the_rules_not_applied_and_the_manual_a
 @pytest.mark.parametrize("call", [
     lambda: report_mismatches(["not", "a", "report"]),
     lambda: open_ports_still_blocked("probe"),
-    lambda: open_ports_change_ports({"port": 80}),
     lambda: open_ports_verify_failure("80", {"backend": "ufw"}, "h"),
 ])
 def test_wrong_input_types_are_named(call):

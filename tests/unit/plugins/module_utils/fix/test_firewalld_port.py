@@ -199,9 +199,10 @@ def test_offline_four_steps(roots):
     assert "+permanent zone public: port 9000/tcp" not in res["diff"]["before"]
     assert "permanent zone public: port 9000/tcp" in res["diff"]["after"].splitlines()
     assert any("offline" in n for n in res["notes"])
+    assert res["ports_changed"] == ["9000/tcp", "9001-9003/udp"], "services are not ports"
 
     res = fd.ensure(backend, request)
-    assert res["changed"]
+    assert res["changed"] and res["ports_changed"] == ["9000/tcp", "9001-9003/udp"]
     path = os.path.join(etc, "zones", "public.xml")
     assert res["config_file"] == path
     zone = read_zone(path)
@@ -213,7 +214,7 @@ def test_offline_four_steps(roots):
 
     after = digest(etc)
     res = fd.ensure(backend, request, check_mode=True)
-    assert not res["changed"] and res["changes"] == []
+    assert not res["changed"] and res["changes"] == [] and res["ports_changed"] == []
     res = fd.ensure(backend, request)
     assert not res["changed"]
     assert digest(etc) == after
@@ -222,6 +223,18 @@ def test_offline_four_steps(roots):
     assert res["changed"]
     zone = read_zone(path)
     assert sorted(zone.ports) == [("8000", "tcp")] and sorted(zone.services) == ["dhcpv6-client", "ssh"]
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ([], []),
+    ([{"config": "runtime", "port": "80", "protocol": "tcp"}], ["80/tcp"]),
+    ([{"config": "runtime", "port": "8000-8010", "protocol": "tcp"}, {"config": "runtime", "service": "http"},
+      {"config": "permanent", "port": "8000-8010", "protocol": "tcp"},
+      {"config": "runtime", "port": "53", "protocol": "udp"}],
+     ["8000-8010/tcp", "53/udp"]),                # once each, services are not reverted as ports
+])
+def test_ports_changed_are_what_to_revert(changes, expected):
+    assert fd.ports_changed(changes) == expected
 
 
 def test_offline_builtin_zone_is_copied_to_etc(roots):
