@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import run as explain_lib
+from ansible_collections.netdiag.reachability.plugins.plugin_utils import evidence as evidence_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import report as report_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
@@ -217,6 +218,24 @@ def explain_facts(flows, hosts=None):
 
 
 @_wrap
+def evidence(plan, hostvars, cloud=None, created=None):
+    plan = plain(plan)
+    _check_plan(plan)
+    hv = _hostvars(hostvars, set(plan["gather"]) | set(plan["sources"]))
+    _check_hostvars(hv, hv)
+    _check_cloud(plain(cloud) if cloud else None)
+    return evidence_lib.bundle(plan, hv, plain(cloud) if cloud else None, created=plain(created))
+
+
+@_wrap
+def evidence_explain(bundles, names=None):
+    bundles = plain(bundles)
+    flows, hosts = evidence_lib.merge(bundles if isinstance(bundles, list) else [bundles], plain(names))
+    _check_flows(flows, hosts)
+    return explain_lib.explain(flows, hosts)
+
+
+@_wrap
 def report_markdown(report):
     report = plain(report)
     _check_report(report)
@@ -245,6 +264,8 @@ class FilterModule(object):
             "explain": explain,
             "cloud_queries": cloud_queries,
             "explain_facts": explain_facts,
+            "evidence": evidence,
+            "evidence_explain": evidence_explain,
             "report_markdown": report_markdown,
             "report_html": report_html,
             "report_summary": report_summary,

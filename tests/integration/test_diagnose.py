@@ -73,6 +73,31 @@ def test_reports_are_written_and_the_run_ends_with_a_summary(diagnosed):
     assert "17 flows checked: 5 ok, 12 failed, 11 not as expected" in diagnosed["stdout"]
 
 
+def test_explain_only_gives_the_same_report_from_the_saved_evidence(lab, diagnosed, tmp_path):
+    evidence = diagnosed["dir"] / "evidence.json"
+    assert oct(evidence.stat().st_mode & 0o777) == "0o600"
+    saved = json.loads(evidence.read_text())
+    assert saved["schema"] == "netdiag.reachability/evidence/1" and len(saved["flows"]) == len(EXPECTED)
+    proc = lab.playbook("netdiag.reachability.explain",
+                        extra_vars={"reachability_evidence_files": [str(evidence)], "reachability_report_dir": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    recap = proc.stdout.split("PLAY RECAP")[1]
+    assert [line.split()[0] for line in recap.splitlines() if " ok=" in line] == ["localhost"], "explain contacted a host"
+    assert json.loads((tmp_path / "report.json").read_text()) == diagnosed["report"]
+    assert "17 flows checked: 5 ok, 12 failed, 11 not as expected" in proc.stdout
+
+
+def test_explain_only_names_a_missing_or_bad_evidence_file(lab, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for files, needle in (([str(tmp_path / "nothing.json")], "nothing.json not found"),
+                          ([str(bad)], "bad.json is not JSON")):
+        proc = lab.playbook("netdiag.reachability.explain", extra_vars={"reachability_evidence_files": files,
+                                                                        "reachability_report_dir": str(tmp_path)})
+        assert proc.returncode != 0 and needle in proc.stdout, proc.stdout[-2000:]
+    assert not (tmp_path / "report.json").exists()
+
+
 def test_diagnose_changes_nothing_on_any_host(lab, diagnosed):
     assert _state_hashes(lab) == diagnosed["before"]
     assert "changed=0" in diagnosed["stdout"].split("PLAY RECAP")[1].split("localhost")[0]

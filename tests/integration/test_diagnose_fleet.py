@@ -110,3 +110,30 @@ def test_regather_reads_them_again(lab, runs, tmp_path):
     reads = tasks(doc, GATHER_TASK)
     assert reads and not any(res.get("skipped") for res in reads[0]["hosts"].values())
     assert report["summary"]["flows"] == runs["first"][1]["summary"]["flows"]
+
+
+def test_a_fleet_gathered_in_two_batches_is_explained_as_one_run(lab, runs, tmp_path):
+    """gather (the gather stage alone) twice, on two halves of the flows - each gathering only its
+    own hosts - then explain both evidence files together: the flows and their explanations are
+    those of the one-run diagnose."""
+    import yaml
+    with open(FLOWS) as fh:
+        flows = yaml.safe_load(fh)["reachability_flows"]
+    files = []
+    for i, half in enumerate((flows[:4], flows[4:])):
+        out = tmp_path / ("batch%d" % i)
+        proc = lab.playbook("netdiag.reachability.gather",
+                            extra_vars={"reachability_flows": half, "reachability_report_dir": str(out)})
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert (out / "evidence.json").exists() and not (out / "report.json").exists(), "gather explained"
+        assert "changed=0" in proc.stdout.split("PLAY RECAP")[1]
+        files.append(str(out / "evidence.json"))
+    proc = lab.playbook("netdiag.reachability.explain",
+                        extra_vars={"reachability_evidence_files": files, "reachability_report_dir": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    merged = explained(json.loads((tmp_path / "report.json").read_text()))
+    first = explained(runs["first"][1])
+    assert set(merged) == set(first)
+    same_wire = [k for k in first if first[k][0] == merged[k][0]]
+    assert len(same_wire) >= len(first) - 3, (first, merged)
+    assert {k: merged[k] for k in same_wire} == {k: first[k] for k in same_wire}

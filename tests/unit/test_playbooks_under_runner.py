@@ -133,13 +133,14 @@ def test_report_files_are_not_readable_by_others(jobs):
     d = jobs["audit_dir"]
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     names = sorted(os.listdir(d))
-    assert names == ["junit.xml", "report.html", "report.json", "report.md"]
+    assert names == ["evidence.json", "junit.xml", "report.html", "report.json", "report.md"]
     for name in names:
         assert stat.S_IMODE(os.stat(d / name).st_mode) == 0o600, name
     if os.geteuid() == 0:  # and another user really cannot read them
-        proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(d / "report.json")],
-                              capture_output=True, text=True, check=False)
-        assert proc.returncode != 0 and "Permission denied" in proc.stderr
+        for name in ("report.json", "evidence.json"):
+            proc = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(d / name)],
+                                  capture_output=True, text=True, check=False)
+            assert proc.returncode != 0 and "Permission denied" in proc.stderr, name
 
 
 def test_diagnose_passes_writes_no_junit_and_group_readable_files_keep_an_existing_directory(jobs):
@@ -147,6 +148,6 @@ def test_diagnose_passes_writes_no_junit_and_group_readable_files_keep_an_existi
     assert (run.rc, run.status) == (0, "successful"), stdout[-3000:]
     d = jobs["diagnose_dir"]
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o755  # it existed: left as it was
-    assert sorted(os.listdir(d)) == ["report.html", "report.json", "report.md"]
+    assert sorted(os.listdir(d)) == ["evidence.json", "report.html", "report.json", "report.md"]
     for name in os.listdir(d):
         assert stat.S_IMODE(os.stat(d / name).st_mode) == 0o640, name
