@@ -168,6 +168,10 @@ def host_facts(hv):
         if lst.get("routes") is not None:
             facts["routes"] = lst.get("routes")
     fw = hv.get("reachability_firewall") or cached.get("reachability_firewall") or {}
+    errors = ["%s: %s" % (what, res.get("msg") or "the read failed") for what, res in (("listeners", lst), ("firewall", fw))
+              if res.get("failed")]
+    if errors:
+        facts["gather_errors"] = errors
     if fw and not fw.get("failed") and not fw.get("skipped"):
         facts["firewall"] = {k: fw.get(k) for k in ("ruleset", "layers", "firewalld", "ufw", "local_addresses",
                                                     "firewall_warnings")}
@@ -300,9 +304,12 @@ def assemble(plan, hostvars, cloud=None):
     hosts = {h: host_facts(hostvars.get(h) or {}) for h in plan["gather"]}
     results = {}
     traces = {}
+    probe_errors = {}
     for src in plan["sources"]:
         hv = hostvars.get(src) or {}
         pr = hv.get("reachability_probe") or {}
+        if pr.get("failed") or pr.get("unreachable"):
+            probe_errors[src] = pr.get("msg") or "the probe module failed"
         for r in pr.get("results") or []:
             results[(src, r.get("address"), r.get("port") if r.get("protocol") != "icmp" else 0, r.get("protocol"))] = r
         traces.update(_traces(src, hv.get("reachability_traces")))
@@ -311,8 +318,11 @@ def assemble(plan, hostvars, cloud=None):
         key = (f["source"], f["address"], f["port"], f["protocol"])
         probe = results.get(key)
         src_addr = flow_source_address(hostvars, f, hosts.get(f["source"]))
-        flow = dict(f, probe=probe or {"state": None, "reason": "not-probed"}, trace=traces.get(key),
-                    source_address=src_addr)
+        if probe is None:
+            probe = {"state": None, "reason": "not-probed"}
+            if f["source"] in probe_errors:
+                probe.update(reason="probe-failed", error=probe_errors[f["source"]])
+        flow = dict(f, probe=probe, trace=traces.get(key), source_address=src_addr)
         matched = cloud.get((src_addr, f["address"], f["port"] if f["protocol"] != "icmp" else 0, f["protocol"]))
         if matched:
             flow["cloud"] = matched

@@ -80,7 +80,9 @@ def explain_flow(flow, index):
                   src_verdict=src_verdict, path=path, trace=trace, cloud=cloud, nat=nat, conflicts=conflicts, finding=finding)
 
     state = obs["state"]
-    if state == "open":
+    if state is None:
+        _not_probed(ev)
+    elif state == "open":
         finding["cause"] = "ok"
         finding["decided_by"] = "wire"
         if lmatch and lmatch.get("cause") == "listen_backlog_full":
@@ -104,7 +106,7 @@ def explain_flow(flow, index):
     kernel.apply(ev, evidence)
 
     # Wire vs rules: say so when they disagree
-    predicted = predicted_wire(dest_verdict, lmatch, proto) if not nat else None
+    predicted = predicted_wire(dest_verdict, lmatch, proto) if not nat and state is not None else None
     wire = wire_text(obs)
     if predicted and predicted != wire and not (obs["rate_limited"] and wire == "silence") \
             and finding["cause"] not in ("path_block", "source_firewall", "security_group", "host_down", "no_route"):
@@ -131,6 +133,29 @@ def explain_flow(flow, index):
 
 
 # --------------------------------------------------------------------------- one function per answer on the wire
+
+def _not_probed(ev):
+    """No probe result, so nothing on the wire: the source's probe failed, or the source was not
+    reached.  A drop or reject in the destination's rules still names the rule (rank: ruleset), said
+    to be without the wire; anything else stays unknown, naming what failed."""
+    finding, flow, dest, dest_verdict = ev.finding, ev.flow, ev.dest, ev.dest_verdict
+    src = flow.get("source") or "the source"
+    error = (flow.get("probe") or {}).get("error")
+    what = ("the probe from %s failed: %s" % (src, error) if error
+            else "%s sent no probe (it was not reached, or its probe did not run)" % src)
+    if dest_verdict is not None and dest_verdict.get("verdict") in ("drop", "reject"):
+        finding["cause"] = "host_firewall"
+        finding["decided_by"] = "ruleset"
+        rule = culprit_rule(dest, dest_verdict, ev.index.facts(dest).get("firewall") or {})
+        finding["culprit"] = rule
+        finding["fix"] = firewall_fix(ev.index, dest, rule, flow, "input")
+        ev.conflicts.append("%s: decided by the rules of %s alone, with nothing seen on the wire" % (what, dest))
+        return
+    finding["culprit"] = {"kind": "unknown", "text": what}
+    finding["candidates"] = [{"host": src, "why": what,
+                              "decide": "run the diagnosis again once %s answers (ansible %s -m ansible.builtin.ping)"
+                                        % (src, src)}] + _silence_candidates(ev)
+
 
 def _refused_locally(ev):
     """The source's own stack refused the send: no packet left it.  That is wire-level evidence
@@ -429,7 +454,7 @@ def _silence(ev):
     if dest is None or dest not in index.hosts:
         why.append("%s is not a managed host (no facts)" % (dest or flow["address"]))
     elif dest_verdict is None:
-        why.append("no firewall facts from %s" % dest)
+        why.append(_unread_firewall(index, dest, flow["address"])["why"].replace("its firewall", "the firewall of %s" % dest, 1))
     if trace and trace.get("reason"):
         why.append(trace["reason"])
     for c in cloud:
@@ -511,8 +536,7 @@ def _silence_candidates(ev):
                         "decide": "ip route get %s from %s on %s, and sysctl net.ipv4.conf.all.rp_filter" % (
                             flow.get("source_address") or "SOURCE", flow["address"], dest)})
         elif ev.dest_verdict is None:
-            out.append({"host": dest, "address": flow["address"], "why": "its firewall was not read",
-                        "decide": "run the diagnosis with reachability_read_firewall: true"})
+            out.append(_unread_firewall(index, dest, flow["address"]))
     else:
         owner = _subnet_owner(index, flow["address"])
         if owner:
@@ -524,6 +548,22 @@ def _silence_candidates(ev):
         out.append({"address": flow["address"], "why": "not a managed host: its own firewall may drop the packet",
                     "decide": "add %s to the inventory" % flow["address"]})
     return out
+
+
+def _unread_firewall(index, host, address):
+    """The candidate for a managed host whose firewall facts are missing, saying why they are."""
+    facts = index.facts(host)
+    errors = [e for e in facts.get("gather_errors") or [] if e.startswith("firewall")]
+    if errors:
+        return {"host": host, "address": address, "why": "its firewall could not be read (%s)" % errors[0],
+                "decide": "fix what the read on %s reports, then run the diagnosis again" % host}
+    if facts.get("listeners") is None and not facts.get("gather_errors"):
+        return {"host": host, "address": address, "why": "its firewall was not read: the host itself was not read "
+                                                         "(unreachable from the controller, or its read did not run)",
+                "decide": "check that Ansible reaches %s (ansible %s -m ansible.builtin.ping), then run the diagnosis "
+                          "again" % (host, host)}
+    return {"host": host, "address": address, "why": "its firewall was not read",
+            "decide": "run the diagnosis with reachability_read_firewall: true"}
 
 
 def _subnet_owner(index, address):
