@@ -215,6 +215,14 @@ ports_changed:
   type: list
   elements: str
   sample: ["9000-9010/tcp"]
+runtime_ports_changed:
+  description:
+    - The same as RV(ports_changed), in the runtime configuration only - what a revert timer
+      (M(netdiag.reachability.revert_timer)) must undo for a runtime change.
+  returned: always
+  type: list
+  elements: str
+  sample: ["9000-9010/tcp"]
 notes:
   description: What the user should know (offline edit, runtime left unchanged, unexpected state).
   returned: always

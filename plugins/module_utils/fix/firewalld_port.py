@@ -371,6 +371,7 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
         "configs": sides,
         "changes": changes,
         "ports_changed": ports_changed(changes),
+        "runtime_ports_changed": ports_changed([c for c in changes if c.get("config") == "runtime"]),
         "notes": notes,
         "settings": {"before": before, "after": after},
         "diff": {"before": render_settings(zone, before), "after": render_settings(zone, after),

@@ -200,6 +200,7 @@ def test_offline_four_steps(roots):
     assert "permanent zone public: port 9000/tcp" in res["diff"]["after"].splitlines()
     assert any("offline" in n for n in res["notes"])
     assert res["ports_changed"] == ["9000/tcp", "9001-9003/udp"], "services are not ports"
+    assert res["runtime_ports_changed"] == [], "offline: only the permanent configuration changes"
 
     res = fd.ensure(backend, request)
     assert res["changed"] and res["ports_changed"] == ["9000/tcp", "9001-9003/udp"]
