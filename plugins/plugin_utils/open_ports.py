@@ -31,6 +31,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 FIXABLE_CAUSES = ("host_firewall",)
 FORWARD_CAUSES = ("path_block",)   # a managed router's forward rule: raw backends, with forward_to
 CLOUD_CAUSE = "security_group"
+CLOUD_LAYERS = {"aws": ("security_group", "network_acl"), "alicloud": ("security_group",)}   # applied by provider
 
 
 # --------------------------------------------------------------------------- rules
@@ -248,18 +249,21 @@ def _cloud_action(flow, fix, why):
 
 
 def _plan_cloud(flow, fix, play_hosts, limit, cloud, manual):
-    """The report's cloud fixes of one flow: AWS security-group rules become security_group_rule arguments
-    (applied on the controller, for the flow's destination host); the rest stays manual, saying why."""
+    """The report's cloud fixes of one flow: AWS security-group rules and network ACL entries, and Alibaba Cloud
+    security-group rules (with the priority the fix chose), become security_group_rule / network_acl_entry arguments
+    (applied on the controller, for the flow's destination host); the rest stays manual, saying why (an Alibaba
+    Drop rule at priority 1, which no Accept rule can beat, comes with no api and stays manual with its note)."""
     host = flow.get("destination")
     for one in fix["cloud"]:
         if not isinstance(one, dict):
             continue
         rule = one.get("rule") or {}
         why = None
-        if one.get("provider") != "aws":
-            why = "%s security groups are changed by hand (only AWS is applied)" % one.get("provider")
-        elif one.get("layer") not in ("security_group", "network_acl"):
-            why = "AWS %s entries are changed by hand" % str(one.get("layer") or "?").replace("_", " ")
+        if one.get("provider") not in CLOUD_LAYERS:
+            why = "%s security groups are changed by hand (only AWS and Alibaba Cloud are applied)" % one.get("provider")
+        elif one.get("layer") not in CLOUD_LAYERS[one["provider"]]:
+            why = "%s %s entries are changed by hand" % (
+                {"aws": "AWS"}.get(one["provider"], one["provider"]), str(one.get("layer") or "?").replace("_", " "))
         elif not one.get("target") or not one.get("api") or not (rule.get("source") or rule.get("destination")):
             why = one.get("note") or "the report gives no rule to add"
         elif limit and host not in limit["hosts"]:
@@ -273,13 +277,15 @@ def _plan_cloud(flow, fix, play_hosts, limit, cloud, manual):
             manual.append(entry)
             continue
         proto = str(rule.get("protocol") or flow.get("protocol")).lower()
-        action = {"host": host, "provider": "aws", "kind": one["layer"], "group_id": None, "acl_id": None,
+        action = {"host": host, "provider": one["provider"], "kind": one["layer"], "group_id": None, "acl_id": None,
                   "egress": one.get("direction") == "egress", "before": None,
                   "protocol": "icmpv6" if proto in ("ipv6-icmp", "icmpv6") else proto,
                   "cidr": rule.get("source") or rule.get("destination"),
                   "port": None, "icmp_type": None, "flow": _flow_name(flow)}
         if one["layer"] == "security_group":
             action["group_id"] = one["target"]
+            if one["provider"] == "alicloud":
+                action["priority"] = rule.get("priority")   # before the Drop rule that decides, across the groups
         else:
             # the number the report chose is the highest free one below the deny that decides: keep below it
             action["acl_id"] = one["target"]

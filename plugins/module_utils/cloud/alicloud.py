@@ -79,7 +79,7 @@ class Client:
     """A thin wrapper around the SDK client: maps errors, retries throttled calls, pages."""
 
     def __init__(self, region=None, access_key=None, secret_key=None, security_token=None, endpoint_url=None,
-                 retries=4, retry_delay=1.0, timeout=30, sleep=time.sleep):
+                 retries=4, retry_delay=1.0, timeout=30, sleep=time.sleep, permissions=PERMISSIONS):
         require_sdk()
         access_key = access_key or _env("access_key")
         secret_key = secret_key or _env("secret_key")
@@ -108,13 +108,21 @@ class Client:
         self.retry_delay = retry_delay
         self.timeout_ms = int(timeout * 1000)
         self.sleep = sleep
+        self.permissions = tuple(permissions)  # named when a call is denied
         self.sdk = EcsClient(openapi_models.Config(**kwargs))
         self.endpoint = kwargs.get("endpoint") or "the ECS endpoint of %s" % region
 
     def call(self, action, **params):
         """Call ``action`` (e.g. ``DescribeInstances``) and return the response body as the API's JSON dict."""
+        return self._send(action, getattr(ecs_models, action + "Request")(region_id=self.region, **params))
+
+    def call_api(self, action, params):
+        """Call ``action`` with its parameters named as in the API (``{"SecurityGroupId": ..., "Permissions":
+        [{"IpProtocol": ...}]}``, the ``api.params`` of a fix); the region is the client's."""
+        return self._send(action, getattr(ecs_models, action + "Request")().from_map(dict(params, RegionId=self.region)))
+
+    def _send(self, action, request):
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
-        request = getattr(ecs_models, action + "Request")(region_id=self.region, **params)
         method = getattr(self.sdk, snake + "_with_options")
         attempt = 0
         while True:
@@ -133,13 +141,18 @@ class Client:
                                          % (self.endpoint, self.region, action, type(exc).__name__, exc))
 
     def _error(self, action, code, message, attempts):
+        exc = self._error_for(action, code, message, attempts)
+        exc.code = code  # the API's error code, for callers that tell them apart
+        return exc
+
+    def _error_for(self, action, code, message, attempts):
         api = "ecs:" + action
         if code in AUTH_CODES:
             return BackendUnavailable("Alibaba Cloud rejected the credentials (%s) calling %s in region %s: %s"
                                       % (code, api, self.region, message))
         if code in DENIED_CODES:
             return BackendUnavailable("permission denied for %s (%s: %s); this module needs %s"
-                                      % (api, code, message, ", ".join(PERMISSIONS)))
+                                      % (api, code, message, ", ".join(self.permissions)))
         if _is_throttle(code):
             return BackendUnavailable("Alibaba Cloud throttled %s in region %s (%s) and it still failed after %d attempts; "
                                       "retry later or raise retries" % (api, self.region, code, attempts))

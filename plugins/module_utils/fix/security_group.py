@@ -9,6 +9,7 @@ caller asks for it by name (``allow_anywhere``).  :func:`ensure` reads the group
 missing (or, for ``absent``, present), and returns the group's ingress rules before and after as the diff.
 
 The EC2 client is passed in (``cloud/aws.connect`` builds it), so this file needs no SDK of its own.
+The Alibaba Cloud writer (``fix/alicloud_security_group.py``) shares :func:`normalize_request` and :func:`diff_text`.
 """
 
 from __future__ import annotations
@@ -195,10 +196,14 @@ def _read(client, group_id, region):
     return groups[0]
 
 
-def _text(group, lines):
-    return "security group %s (%s)%s\n%s" % (group.get("GroupId"), group.get("GroupName"),
-                                             " in %s" % group["VpcId"] if group.get("VpcId") else "",
+def diff_text(group_id, name, vpc_id, lines):
+    """A group's rules as the diff shows them: a title line, then one line per rule."""
+    return "security group %s (%s)%s\n%s" % (group_id, name, " in %s" % vpc_id if vpc_id else "",
                                              "".join(line + "\n" for line in lines))
+
+
+def _text(group, lines):
+    return diff_text(group.get("GroupId"), group.get("GroupName"), group.get("VpcId"), lines)
 
 
 def ensure(client, request, region, check_mode=False):

@@ -12,20 +12,22 @@ import pytest
 
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports as op
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
-from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import aws
-from ansible_collections.netdiag.reachability.plugins.module_utils.fix import network_acl, security_group
+from ansible_collections.netdiag.reachability.plugins.module_utils.cloud import alicloud, aws
+from ansible_collections.netdiag.reachability.plugins.module_utils.fix import alicloud_security_group, network_acl, security_group
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.run import explain
 
 from . import test_explain_cloud as cloud_tests
 from .test_explain_cloud import CLIENT, UFW, attach, hostvars, plan_of, read, seed_flow, settings
 from ..helpers import fixture
+from ..module_utils.fix import test_alicloud_security_group as alicloud_tests
 
 REPORT = fixture("open_ports", "seeds-report.json")
 HOSTS = ["client", "fwd-nft", "fwd-ipt", "ufw", "nft-drop", "ipt-reject", "ipt-legacy", "healthy", "dns", "loopback", "router"]
 FIXED = {"fwd-nft", "fwd-ipt", "ufw", "nft-drop", "ipt-reject", "ipt-legacy"}
 facts = cloud_tests.facts   # the fixtures: captured seeds facts, the moto VPC in front of ufw and healthy
 cloud = cloud_tests.cloud
+account = alicloud_tests.account   # the ECS replay server that applies the writes
 
 
 def _report():
@@ -132,7 +134,52 @@ def test_a_network_acl_deny_becomes_an_entry_before_it_and_the_next_read_allows(
 
 def test_other_providers_stay_manual(facts, cloud):
     report, _results = _cloud_report(facts, cloud)
-    ali = copy.deepcopy(report)
-    ali["flows"][0]["fix"]["cloud"][0]["provider"] = "alicloud"
-    plan = op.plan_run(ali, [], HOSTS)
-    assert plan["cloud"] == [] and "alicloud security groups are changed by hand" in plan["manual"][-1]["why"]
+    other = copy.deepcopy(report)
+    other["flows"][0]["fix"]["cloud"][0]["provider"] = "gcp"
+    plan = op.plan_run(other, [], HOSTS)
+    assert plan["cloud"] == [] and "gcp security groups are changed by hand" in plan["manual"][-1]["why"]
+
+
+# Alibaba Cloud: ufw's interface in an ECS group (fixtures/alicloud/seeds-ufw.json) with a Drop of 80/tcp from the
+# front network at priority 10, replayed through the SDK by the server of the writer's tests (which applies the writes)
+
+BACK = "sg-bp1back00000000001"
+
+
+def _alicloud_report(facts, acct):
+    flows = [seed_flow(facts, UFW, 80)]
+    settings = {"provider": "alicloud", "region": "cn-hangzhou", "endpoint_url": acct.url}
+    results = read(None, plan_lib.cloud_queries(plan_of(flows), hostvars(facts, ufw=settings)))
+    return explain(attach(flows, results), facts["hosts"])
+
+
+def test_an_alicloud_security_group_fix_is_applied_before_the_drop_and_closes_the_loop(facts, account):
+    acct = account(fixture="seeds-ufw.json")
+    report = _alicloud_report(facts, acct)
+    assert report["flows"][0]["cause"] == "security_group"
+    plan = op.plan_run(report, [], HOSTS)
+    assert plan["cloud"] == [{"host": "ufw", "provider": "alicloud", "kind": "security_group", "group_id": BACK,
+                              "acl_id": None, "egress": False, "before": None, "protocol": "tcp", "port": "80",
+                              "icmp_type": None, "cidr": CLIENT + "/32", "priority": 9,
+                              "flow": "client -> ufw (10.200.2.17) 80/tcp"}]
+    assert plan["hosts"] == ["ufw"] and not [m for m in plan["manual"] if m["cause"] == "security_group"]
+    # applied as the role applies it (security_group_rule's library), the group lets the flow in on the next read
+    action = plan["cloud"][0]
+    client = alicloud.Client(region="cn-hangzhou", endpoint_url=acct.url, access_key="testing", secret_key="testing")
+    request = alicloud_security_group.normalize_request(action["group_id"], action["protocol"], action["port"],
+                                                        cidr=action["cidr"], priority=action["priority"])
+    assert alicloud_security_group.ensure(client, request)["changed"] is True
+    assert [(a, q["Permissions.1.Priority"]) for a, q in acct.writes] == [("AuthorizeSecurityGroup", "9")]
+    again = _alicloud_report(facts, acct)["flows"][0]
+    assert again["cause"] != "security_group" and again["evidence"]["cloud"][0]["verdict"] == "accept"
+    assert again["cause"] == "host_firewall"                  # the next layer, now the culprit
+
+
+def test_an_alicloud_drop_at_priority_1_stays_manual_with_its_note(facts, account):
+    acct = account(fixture="seeds-ufw.json")
+    drop, = [r for r in acct.rules(BACK) if r["SecurityGroupRuleId"] == "sgr-bp1bdrp0000000001"]
+    drop["Priority"] = 1
+    plan = op.plan_run(_alicloud_report(facts, acct), [], HOSTS)
+    assert plan["cloud"] == []
+    entry, = [m for m in plan["manual"] if m["cause"] == "security_group"]
+    assert entry["host"] == "ufw" and "the Drop rule sgr-bp1bdrp0000000001 has priority 1" in entry["why"]

@@ -28,6 +28,19 @@ def _json(status, body):
     return status, {"Content-Type": "application/json;charset=utf-8"}, json.dumps(body).encode()
 
 
+def query_of(path, body):
+    """The parameters of a request as the SDK sent them (in the URL's query and the form body)."""
+    query = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).items()}
+    query.update({k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()})
+    return query
+
+
+def error(name):
+    """The answer of errors.json's ``name``."""
+    err = load_json("alicloud", "errors.json")[name]
+    return _json(err["status"], err["body"])
+
+
 class Replay:
     def __init__(self, fixture="web01.json", errors=None):
         self.responses = load_json("alicloud", fixture)["responses"]
@@ -36,12 +49,10 @@ class Replay:
 
     def __call__(self, method, path, headers, body):
         action = headers.get("x-acs-action")
-        query = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).items()}
-        query.update({k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()})
+        query = query_of(path, body)
         queue = self.errors.get(action) or self.errors.get("*")
         if queue:
-            err = load_json("alicloud", "errors.json")[queue.pop(0)]
-            return _json(err["status"], err["body"])
+            return error(queue.pop(0))
         for entry in self.responses:
             if entry["action"] == action and all(query.get(k) == v for k, v in entry["query"].items()):
                 return _json(200, entry["body"])
