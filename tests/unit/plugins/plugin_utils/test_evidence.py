@@ -34,6 +34,7 @@ def test_one_bundle_explains_as_the_facts_do():
 def test_batches_merge_into_the_report_of_one_run():
     half = len(SEEDS["flows"]) // 2
     first, second = SEEDS["flows"][:half], SEEDS["flows"][half:]
+
     # each batch gathered only the hosts its flows concern
     def hosts_of(flows):
         names = {f["source"] for f in flows} | {f["destination"] for f in flows if f.get("destination")} | {"router"}

@@ -18,8 +18,8 @@ NFT_FAILED = {"failed": True, "msg": "firewall_info: nft -j list ruleset failed 
 
 
 def _listeners():
-    return {"listeners": [], "sysctls": {}, "interface_addresses": [{"name": "eth0", "address": "10.200.2.10",
-                                                                      "prefix": 24}], "routes": []}
+    addresses = [{"name": "eth0", "address": "10.200.2.10", "prefix": 24}]
+    return {"listeners": [], "sysctls": {}, "interface_addresses": addresses, "routes": []}
 
 
 def one(hostvars):
@@ -75,3 +75,16 @@ def test_a_firewall_left_out_on_purpose_keeps_its_advice():
                         "reachability_firewall": {"skipped": True}}})
     cand = [c for c in flow["candidates"] if c.get("host") == "web"]
     assert cand and cand[0]["decide"] == "run the diagnosis with reachability_read_firewall: true"
+
+
+def test_a_firewalld_stopped_between_gather_and_probe_gives_the_wire_answer_and_says_the_rules_differ():
+    """fwd-nft's facts (read while firewalld ran) reject 80/tcp; then firewalld stopped and its rules went away,
+    so the probe got a syn-ack: the wire decides, and the report says the rules read predict otherwise."""
+    from ansible_collections.netdiag.reachability.plugins.filter.reachability import explain_facts
+    seeds = {(f["address"], f["port"]): f for f in SEEDS["flows"]}
+    flow = seeds[("10.200.2.11", 80)]
+    syn_ack = dict(flow["probe"], state="open", reason="syn-ack", reply=dict(
+        flow["probe"]["reply"], kind="syn-ack", icmp_type=None, icmp_code=None, icmp_name=None))
+    out = explain_facts([dict(flow, probe=syn_ack)], SEEDS["hosts"])["flows"][0]
+    assert out["cause"] == "ok" and out["decided_by"] == "wire"
+    assert any("predict" in c and "the wire shows open" in c for c in out["conflicts"]), out["conflicts"]
