@@ -18,8 +18,9 @@ description:
     record per traced packet - every rule and policy it met, the rule that dropped it, and whether it reached
     the input or forward hook (RV(traces)).
   - The table never outlives O(timeout) seconds - the watchdog removes it by itself when the window ends, also
-    when the controller is interrupted between the two calls - and each O(state=present) replaces a table
-    left by an earlier run.
+    when the controller is interrupted between the two calls. O(state=present) replaces what a dead run left, but
+    refuses while another run's trace is active (its watchdog lives), unless O(force). O(state=absent) with the
+    RV(run) that O(state=present) returned touches nothing of another run's trace, and says RV(replaced).
   - Only rules in nf_tables are seen (nftables, iptables-nft, firewalld's nftables backend). Rules loaded with
     iptables-legacy are invisible to the trace; RV(legacy_rules) says when such rules exist.
 author:
@@ -63,6 +64,16 @@ options:
     description: With O(state=absent), seconds to wait for the last trace events before the monitor stops.
     type: float
     default: 1.0
+  run:
+    description:
+      - With O(state=absent), the RV(run) that O(state=present) returned. When the trace in place belongs to another
+        run (this one was replaced with O(force), or stopped by someone else), nothing is stopped or removed, no
+        trace is returned and RV(replaced) is true. Without it, whatever trace is in place is stopped.
+    type: str
+  force:
+    description: With O(state=present), replace another run's trace that is still active.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - netdiag.reachability.attributes
 attributes:
@@ -126,6 +137,16 @@ expires_in:
 replaced_stale:
   description: True when a table or watchdog of an earlier trace was still there and was replaced.
   returned: state is present
+  type: bool
+  sample: false
+run:
+  description: This trace's name, for O(run) of the O(state=absent) call.
+  returned: state is present
+  type: str
+  sample: 5f0c2a7d9e11
+replaced:
+  description: With O(run), true when the trace in place was another run's, so nothing was touched or returned.
+  returned: state is absent
   type: bool
   sample: false
 legacy_rules:
@@ -214,15 +235,15 @@ def _kernel_trace(module):
         packets = kt.normalize_packets(p["packets"])
         if module.check_mode:
             return {"changed": True, "table": "%s %s" % (kt.FAMILY, kt.TABLE), "packets": packets,
-                    "expires_in": float(p["timeout"]), "replaced_stale": False, "legacy_rules": legacy}
-        result = kt.arm(packets, timeout=p["timeout"])
+                    "expires_in": float(p["timeout"]), "run": "", "replaced_stale": False, "legacy_rules": legacy}
+        result = kt.arm(packets, timeout=p["timeout"], force=p["force"])
         result.update(changed=True, legacy_rules=legacy)
         return result
     if module.check_mode:
         present = kt.table_present()
         return {"changed": present, "traces": [], "removed": not present, "window_expired": False,
-                "legacy_rules": legacy}
-    result = kt.collect(grace=p["grace"])
+                "replaced": False, "legacy_rules": legacy}
+    result = kt.collect(grace=p["grace"], run=p["run"])
     changed = bool(result.pop("removed_by_collect"))
     result.pop("armed", None)
     result.update(changed=changed, legacy_rules=legacy)
@@ -240,6 +261,8 @@ def main():
         )),
         timeout=dict(type="float", default=60.0),
         grace=dict(type="float", default=1.0),
+        run=dict(type="str"),
+        force=dict(type="bool", default=False),
     ), _kernel_trace)
 
 

@@ -255,6 +255,8 @@ def kernel_trace_facts(hv):
         return {"error": (stop if stop.get("failed") else start).get("msg") or "the kernel trace failed"}
     if not stop or stop.get("skipped"):
         return None
+    if stop.get("replaced"):
+        return {"error": "another run's kernel trace replaced this one on the host: its evidence is not used"}
     return {"packets": start.get("packets") or [], "traces": stop.get("traces") or [],
             "window_expired": bool(stop.get("window_expired")), "legacy_rules": bool(stop.get("legacy_rules")),
             "neighbours": stop.get("neighbours") or []}

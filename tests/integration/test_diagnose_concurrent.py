@@ -4,17 +4,22 @@ changes."""
 import json
 import subprocess
 
+import pytest
+
 from conftest import state_hash
 from test_diagnose import EXPECTED, FLOWS
 
 
-def test_two_diagnose_runs_at_once_each_get_every_answer(lab, tmp_path):
+@pytest.mark.parametrize("kernel", [False, True], ids=["plain", "kernel-trace"])
+def test_two_diagnose_runs_at_once_each_get_every_answer(lab, tmp_path, kernel):
+    """With the kernel trace, a host traced by one run refuses the other's trace (its answers then come from
+    the rules), and neither run's stop touches the other's trace."""
     before = {name: state_hash(lab, name) for name in lab.hosts}
     runs = []
     for i in range(2):
         rdir = tmp_path / ("run%d" % i)
         argv = [lab.ansible_bin("ansible-playbook"), "-i", lab.inventory, "netdiag.reachability.diagnose",
-                "-e", "@" + FLOWS, "-e", json.dumps({"reachability_report_dir": str(rdir)})]
+                "-e", "@" + FLOWS, "-e", json.dumps({"reachability_report_dir": str(rdir), "reachability_kernel_trace": kernel})]
         runs.append((rdir, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                             env=lab.env())))
     for rdir, proc in runs:
@@ -24,3 +29,4 @@ def test_two_diagnose_runs_at_once_each_get_every_answer(lab, tmp_path):
         causes = {(f["address"], f["port"]): f["cause"] for f in report["flows"]}
         assert causes == {k: v[0] for k, v in EXPECTED.items()}, rdir
     assert {name: state_hash(lab, name) for name in lab.hosts} == before
+    assert all(lab.exec(name, "nft list table inet netdiag_trace", check=False).returncode != 0 for name in lab.hosts)

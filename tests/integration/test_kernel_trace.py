@@ -92,17 +92,25 @@ def test_the_watchdog_removes_the_table_when_nobody_comes_back(lab):
     assert res["removed"] is True and res["window_expired"] is True and res["changed"] is False, res
 
 
-def test_a_failed_start_leaves_nothing_and_a_second_start_replaces_the_first(lab):
+def test_a_failed_start_leaves_nothing_and_a_second_run_never_disturbs_the_first(lab):
     bad = lab.module("nft-drop", "netdiag.reachability.kernel_trace",
                      {"packets": [{"src": "10.200.1.10", "dst": "10.200.2.999", "port": 80}]})
     assert bad.get("failed") and "10.200.2.999" in bad["msg"], bad
     assert lab.exec("nft-drop", "nft list table %s" % TABLE, check=False).returncode != 0
     packet = {"src": "10.200.1.10", "dst": "10.200.2.18", "protocol": "tcp", "port": 80}
-    lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet], "timeout": 30})
-    again = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet], "timeout": 30})
-    assert again["replaced_stale"] is True
-    res = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"state": "absent", "grace": 0})
-    assert res["removed"] is True and res["window_expired"] is False
+    first = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet], "timeout": 30})
+    # another run's start while the first is active is refused, and leaves the first as it was
+    busy = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet], "timeout": 30})
+    assert busy.get("failed") and "another kernel trace (run %s) is active" % first["run"] in busy["msg"], busy
+    assert lab.exec("nft-drop", "nft list table %s" % TABLE, check=False).returncode == 0
+    again = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet], "timeout": 30, "force": True})
+    assert again["replaced_stale"] is True and again["run"] != first["run"]
+    # the first run's stop touches nothing of the second's trace
+    res = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"state": "absent", "grace": 0, "run": first["run"]})
+    assert res["replaced"] is True and res["removed"] is False and res["traces"] == [], res
+    assert lab.exec("nft-drop", "nft list table %s" % TABLE, check=False).returncode == 0
+    res = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"state": "absent", "grace": 0, "run": again["run"]})
+    assert res["removed"] is True and res["window_expired"] is False and res["replaced"] is False
     assert lab.exec("nft-drop", "nft list table %s" % TABLE, check=False).returncode != 0
     check = lab.module("nft-drop", "netdiag.reachability.kernel_trace", {"packets": [packet]}, check=True)
     assert check["changed"] is True

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.commands import run_command
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
@@ -252,9 +253,15 @@ def _stop_watchdog(state, wait=5.0):
         time.sleep(0.05)
 
 
-def arm(packets, timeout=60.0):
-    """Add the trace table and start the monitor; returns ``{table, packets, expires_in,
-    replaced_stale}``.  The table is gone ``timeout`` seconds later at the latest."""
+class TraceBusy(NetdiagError):
+    """Another run's trace is active in this network namespace (its watchdog lives)."""
+
+
+def arm(packets, timeout=60.0, force=False):
+    """Add the trace table and start the monitor; returns ``{table, packets, expires_in, run,
+    replaced_stale}``.  The table is gone ``timeout`` seconds later at the latest.  ``run`` names
+    this trace: :func:`collect` given it touches nothing of another run's trace.  Another run's live
+    trace is refused (:class:`TraceBusy`) unless ``force``; what a dead run left is replaced."""
     packets = normalize_packets(packets)
     if not 5 <= float(timeout) <= 3600:
         raise InputError("timeout must be 5-3600 seconds, got %r" % (timeout,))
@@ -262,6 +269,10 @@ def arm(packets, timeout=60.0):
     path = state_path()
     stale = _read_state(path)
     replaced = False
+    if stale is not None and _alive(stale.get("watchdog_pid")) and not force:
+        raise TraceBusy("another kernel trace (run %s) is active on this host until %s; it removes itself then "
+                        "(or stop it with state=absent, or start with force=true)" % (
+                            stale.get("run") or "?", time.strftime("%H:%M:%S", time.localtime(stale.get("deadline") or 0))))
     if stale is not None:
         _stop_watchdog(stale)
         replaced = True
@@ -275,10 +286,11 @@ def arm(packets, timeout=60.0):
     for stale_file in (out_path, ready, path + ".done", path):
         if os.path.exists(stale_file):
             os.unlink(stale_file)
+    run = uuid.uuid4().hex[:12]
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the watchdog, a detached child
         try:
-            _watchdog(nft, path, out_path, ready, float(timeout))
+            _watchdog(nft, path, out_path, ready, float(timeout), run)
         finally:
             os._exit(0)
     os.waitpid(pid, 0)  # the intermediate child exits at once; the watchdog lives on
@@ -295,11 +307,11 @@ def arm(packets, timeout=60.0):
         _stop_watchdog(_read_state(path))
         _remove_table(nft)
         raise BackendUnavailable("could not add the trace table (nft -f: %s)" % err.strip())
-    return {"table": "%s %s" % (FAMILY, TABLE), "packets": packets, "expires_in": float(timeout),
+    return {"table": "%s %s" % (FAMILY, TABLE), "packets": packets, "expires_in": float(timeout), "run": run,
             "replaced_stale": replaced}
 
 
-def _watchdog(nft, path, out_path, ready, timeout):  # pragma: no cover - runs detached, tested in the lab
+def _watchdog(nft, path, out_path, ready, timeout, run=None):  # pragma: no cover - runs detached, tested in the lab
     """Second fork: a session of its own, no stdio (ssh must not wait for it), the monitor as its
     child; on SIGTERM or at the deadline it stops the monitor and removes the table."""
     os.setsid()
@@ -321,7 +333,7 @@ def _watchdog(nft, path, out_path, ready, timeout):  # pragma: no cover - runs d
     deadline = time.time() + timeout
     with open(path + ".tmp", "w") as fh:
         json.dump({"watchdog_pid": os.getpid(), "monitor_pid": monitor.pid, "out": out_path,
-                   "deadline": deadline}, fh)
+                   "deadline": deadline, "run": run}, fh)
     os.rename(path + ".tmp", path)
     time.sleep(0.3)  # the monitor subscribes to the trace events
     with open(ready, "w") as fh:
@@ -388,12 +400,17 @@ def neighbours(addresses):
     return found
 
 
-def collect(grace=1.0):
+def collect(grace=1.0, run=None):
     """Stop the trace, make sure the table is gone, and return what the kernel saw:
-    ``{traces, removed, window_expired, armed}``."""
+    ``{traces, removed, window_expired, armed}``.  With ``run`` (what :func:`arm` returned): when
+    the trace in place is another run's (this one was replaced, or stopped by someone else),
+    nothing is touched and the result says ``replaced``."""
     nft = _nft()
     path = state_path()
     state = _read_state(path)
+    if run is not None and (state or {}).get("run") != run:
+        return {"armed": False, "traces": [], "removed": False, "neighbours": [], "removed_by_collect": False,
+                "window_expired": False, "replaced": True}
     if grace:
         time.sleep(min(float(grace), 10.0))
     positions = rule_positions(nft)
@@ -426,4 +443,4 @@ def collect(grace=1.0):
             d["position"] = positions.get((d["family"], d["table"], d["chain"], d["handle"]))
     return {"armed": state is not None, "traces": traces, "removed": True,
             "neighbours": neighbours({r["dst"] for r in traces if r.get("reached") == "forward" and r.get("dst")}),
-            "removed_by_collect": had_table, "window_expired": done == "expired"}
+            "removed_by_collect": had_table, "window_expired": done == "expired", "replaced": False}

@@ -168,3 +168,13 @@ def test_a_destination_whose_ansible_host_is_a_name_gets_its_address(monkeypatch
     with pytest.raises(InputError) as exc:
         plan.make_plan([{"from": "client", "to": "web2", "ports": [80]}], groups, hv)
     assert "web2" in str(exc.value) and "nowhere.example" in str(exc.value)
+
+
+def test_a_kernel_trace_replaced_by_another_run_is_not_used_and_says_why():
+    start = {"changed": True, "packets": [{"src": "10.200.1.10", "dst": "10.200.2.18", "protocol": "tcp", "port": 80}],
+             "run": "aaaa"}
+    replaced = {"changed": False, "traces": [], "removed": False, "replaced": True}
+    facts = plan.kernel_trace_facts({"reachability_kernel_trace_start": start, "reachability_kernel_trace_result": replaced})
+    assert facts == {"error": "another run's kernel trace replaced this one on the host: its evidence is not used"}
+    busy = {"failed": True, "msg": "another kernel trace (run bbbb) is active on this host until 18:30:00; ..."}
+    assert "run bbbb" in plan.kernel_trace_facts({"reachability_kernel_trace_start": busy})["error"]
