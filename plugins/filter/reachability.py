@@ -19,7 +19,12 @@ HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reac
                 "reachability_kernel_trace_start", "reachability_kernel_trace_result")
 
 
-def _hostvars(hostvars, hosts):
+CLOUD_QUERY_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_cloud")
+
+
+def _hostvars(hostvars, hosts, keys=HOSTVAR_KEYS):
+    """The variables the library reads (``keys``) of ``hosts``, as plain data (converting every host's
+    whole ruleset costs time, so only what is read)."""
     if not isinstance(hostvars, Mapping):
         raise _Shape("hostvars must be a mapping of host names to their variables (pass hostvars), got %s %s"
                      % (type(hostvars).__name__, _short(hostvars)))
@@ -30,7 +35,7 @@ def _hostvars(hostvars, hosts):
         hv = hostvars[h]
         if not isinstance(hv, Mapping):
             raise _Shape("hostvars[%r] must be a mapping of variables, got %s %s" % (h, type(hv).__name__, _short(hv)))
-        out[h] = {k: plain(hv[k]) for k in HOSTVAR_KEYS if k in hv}
+        out[h] = {k: plain(hv[k]) for k in keys if k in hv}
     return out
 
 
@@ -207,7 +212,10 @@ def cloud_queries(plan, hostvars, default=None):
     plan = plain(plan)
     _check_plan(plan)
     hosts = set(plan["gather"]) | set(plan["sources"])
-    return plan_lib.cloud_queries(plan, _hostvars(hostvars, hosts), plain(default) if default else None)
+    if isinstance(hostvars, Mapping) and not default and not any(
+            isinstance(hostvars.get(h), Mapping) and hostvars[h].get("reachability_cloud") for h in hosts if h in hostvars):
+        return []   # no cloud settings anywhere: no cloud layer
+    return plan_lib.cloud_queries(plan, _hostvars(hostvars, hosts, CLOUD_QUERY_KEYS), plain(default) if default else None)
 
 
 @_wrap

@@ -32,6 +32,7 @@ MAY_IMPORT = {
     "modules": {"module_utils"},
     "plugin_utils": {"module_utils", "plugin_utils"},
     "filter": {"module_utils", "plugin_utils"},
+    "action": {"module_utils", "plugin_utils"},
     "doc_fragments": set(),
 }
 
