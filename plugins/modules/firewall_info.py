@@ -16,7 +16,7 @@ description:
     trap of legacy and nf_tables tables both filtering (the kernel walks both, C(iptables) shows one).
   - firewalld through its D-Bus API (C(firewall.client)) - backend, default zone, every zone with its target,
     interfaces, sources, services (resolved to ports), ports, protocols, forward ports, masquerade, rich rules
-    and ICMP blocks, runtime and permanent, and their differences. When the daemon is not running, the
+    and ICMP blocks, every ipset with its type, family and entries, runtime and permanent, and their differences. When the daemon is not running, the
     permanent XML under C(/etc/firewalld) and C(/usr/lib/firewalld) is read offline and the result says so.
   - ufw from its own files (C(/etc/ufw/ufw.conf), C(/etc/default/ufw), C(user.rules), C(user6.rules)) -
     enabled, defaults, logging, and the rules with the numbers C(ufw status numbered) shows.
@@ -188,18 +188,26 @@ firewalld:
     - firewalld's configuration; null when firewalld is not installed or not read.
     - C(running) (null when not known), C(read_with) (V(dbus), V(offline (firewall.core.io)) when the daemon
       is not running, or V(xml (standard library; no firewalld bindings))), C(reason) (why offline), C(version),
-      C(backend), C(default_zone); C(runtime) and C(permanent) (C(default_zone) and C(zones) - per zone
-      C(target) (V(default), V(ACCEPT), V(REJECT), V(DROP)), C(interfaces), C(sources), C(services),
-      C(service_ports), C(ports), C(protocols), C(source_ports), C(forward_ports), C(masquerade), C(forward),
-      C(rich_rules), C(icmp_blocks), C(icmp_block_inversion)); C(runtime) is null offline; C(services)
-      (definitions of the services the zones use); C(differences) between runtime and permanent.
+      C(backend), C(default_zone); C(runtime) and C(permanent) (C(default_zone), C(zones) - per zone
+      C(target) (V(default), V(ACCEPT), V(REJECT), V(DROP)), C(interfaces), C(sources) (addresses, networks, MAC
+      addresses and C(ipset:NAME)), C(services), C(service_ports), C(ports), C(protocols), C(source_ports),
+      C(forward_ports), C(masquerade), C(forward), C(rich_rules), C(icmp_blocks), C(icmp_block_inversion),
+      C(ingress_priority) (firewalld 2.0 and later dispatch zones by it, lower first; 0 otherwise) - and C(ipsets) - per
+      ipset C(type) (V(hash:ip), V(hash:net), V(hash:mac), V(hash:ip,port), ...), C(family) (V(inet) or V(inet6)),
+      C(timeout) (seconds, 0 for none; firewalld lists no entries of an ipset with a timeout), C(options) and
+      C(entries)); C(runtime) is null offline; C(services) (definitions of the services the zones use);
+      C(differences) between runtime and permanent (per zone and key; for an ipset C(zone) is null and C(ipset) names
+      it, with C(key) V(ipset) when it is defined on one side only, else V(type), V(family), V(timeout) or V(entries)).
   returned: always
   type: dict
   sample: {"running": true, "read_with": "dbus", "reason": null, "version": "1.3.3", "backend": "nftables",
            "default_zone": "public", "differences": [{"zone": "public", "key": "ports",
            "runtime_only": ["9000/tcp"], "permanent_only": []}],
            "runtime": {"default_zone": "public", "zones": {"public": {"target": "default",
-           "services": ["ssh"], "service_ports": {"ssh": ["22/tcp"]}, "ports": ["8000/tcp", "9000/tcp"]}}}}
+           "services": ["ssh"], "service_ports": {"ssh": ["22/tcp"]}, "ports": ["8000/tcp", "9000/tcp"]},
+           "internal": {"target": "default", "sources": ["ipset:admins"]}},
+           "ipsets": {"admins": {"type": "hash:net", "family": "inet", "timeout": 0, "options": {},
+           "entries": ["10.200.1.0/24"]}}}}
 ufw:
   description:
     - ufw's configuration; null when ufw is not installed or not read. C(enabled) (ufw.conf), C(active) (its
@@ -311,14 +319,23 @@ verdicts:
     firewalld:
       description:
         - The zone-level answer when firewalld was read and the packet is for this host - C(zone), C(zone_from)
-          (V(source), V(interface) or V(default)), C(zone_reason), C(target), C(allowed), C(allowed_by)
-          (ports, services, protocols that let it in), C(verdict), C(reason), C(rich_rules), C(config)
+          (V(source) - an address or network binding -, V(ipset) - the source is an entry of an ipset bound to the zone -,
+          V(interface), V(default), or V(undecided)), C(zone_reason), C(zone_binding) (the binding that chose the zone -
+          C(kind) V(address), V(ipset), V(interface) or V(mac), C(value), and for an ipset C(ipset), C(entry), C(type)),
+          C(zone_next) (for an ipset binding, the zone the source falls to without that entry), C(target), C(allowed),
+          C(allowed_by) (ports, services, protocols that let it in), C(verdict), C(reason), C(rich_rules), C(config)
           (V(runtime) or V(permanent)), C(agrees_with_ruleset) and C(disagreement) (when firewalld's
-          configuration and the loaded ruleset disagree). A dict with only C(error) when firewalld is there but its files could not
-          be parsed. Null otherwise.
+          configuration and the loaded ruleset disagree).
+        - Zones are dispatched as firewalld does - by ingress priority, source bindings before interface bindings, then by
+          zone name. When the source address alone cannot tell the zone (an ipset of a type that also needs a port, a mark or a
+          MAC address, a MAC binding, an ipset whose entries firewalld does not list), C(zone) is null, C(zone_from) is
+          V(undecided) and C(zone_candidates) (C(zone), C(binding), C(why)) lists the zones it may be in, in firewalld's order,
+          the last one where it goes otherwise; C(verdict) is then given only when every candidate agrees.
+        - A dict with only C(error) when firewalld is there but its files could not be parsed. Null otherwise.
       type: dict
       returned: always
-      sample: {"zone": "public", "zone_from": "default", "target": "default", "allowed": false, "allowed_by": [],
+      sample: {"zone": "public", "zone_from": "default", "zone_binding": null, "zone_candidates": [], "zone_next": null,
+               "target": "default", "allowed": false, "allowed_by": [],
                "verdict": "reject", "agrees_with_ruleset": true, "disagreement": null}
     ufw:
       description:

@@ -6,17 +6,22 @@
 DOCUMENTATION = r"""
 ---
 module: firewalld_port
-short_description: Open or close ports and services in a firewalld zone, runtime and permanent, with a dry-run diff
+short_description: Open or close ports, services and rich rules in a firewalld zone, runtime and permanent, with a dry-run diff
 version_added: "0.1.0"
 description:
   - Opens (O(state=present)) or closes (O(state=absent)) ports, port ranges and services in a firewalld
-    zone. Protocols V(tcp), V(udp), V(sctp) and V(dccp).
+    zone. Protocols V(tcp), V(udp), V(sctp) and V(dccp). Adds or removes rich rules (O(rich_rules)), e.g. to open
+    a port for one source address only.
   - By default changes both the runtime and the permanent configuration and keeps them in step; each
     side is compared with what is asked and only what differs is changed, so the port is open now and
     after a reload or reboot. O(runtime) and O(permanent) restrict the change to one side.
-  - Without O(zone), the zone is the one that actually handles the traffic, as firewalld chooses it,
-    the zone a O(source) address is bound to, else the zone of the O(interface), else the default zone.
+  - Without O(zone), the zone is the one that actually handles the traffic, as firewalld chooses it -
+    the zone a O(source) address is bound to (by an address or network, or by an ipset - C(--add-source=ipset:NAME) -
+    it is an entry of), else the zone of the O(interface), else the default zone.
     RV(zone) and RV(zone_reason) say which zone and why.
+  - When the source address alone cannot tell the zone (it may be in an ipset of a type that also needs a port,
+    a mark or a MAC address, such as C(hash:ip,port) or C(hash:mac); or in an ipset whose entries firewalld does not
+    list), the task fails naming the zones it may be, and changes nothing - give O(zone).
   - Port ranges follow firewalld's semantics. A port already covered by an open range is not added
     again; opening a range merges it with the ranges it overlaps; closing part of a range splits it.
   - Check mode computes exactly what would change and returns it in RV(changes) and RV(diff) (the
@@ -24,7 +29,7 @@ description:
   - Works through the firewalld D-Bus API. When firewalld is not running, the permanent configuration
     is edited offline (the zone's XML file under C(/etc/firewalld/zones), written atomically with a
     C(.old) backup) and the result says so in RV(offline) and RV(notes).
-  - All input is checked first (ports, protocols, zone and service names); an invalid value fails
+  - All input is checked first (ports, protocols, zone and service names, rich rules); an invalid value fails
     the task with a message naming it, and nothing is changed.
 author:
   - netdiag.reachability developers (@netdiag)
@@ -68,9 +73,24 @@ options:
     type: str
   source:
     description:
-      - The address or network the traffic comes from. When it falls within a source bound to a zone
-        (the most specific binding wins), that zone is used.
+      - The address or network the traffic comes from. When it falls within a source bound to a zone - an
+        address, a network, or an entry of a C(hash:ip)/C(hash:net) ipset bound with C(ipset:NAME) - that zone is
+        used. When it is within the sources of several zones, the zone firewalld dispatches first is used - the
+        lower ingress priority (firewalld 2.0 and later; 0 by default), then the zone name.
+      - It only chooses the zone; to open a port for this source only, use O(rich_rules).
     type: str
+  rich_rules:
+    description:
+      - Rich rules to add (O(state=present)) or remove (O(state=absent)) in the zone, in firewalld's rich
+        language (C(man firewalld.richlanguage)), e.g.
+        V(rule family="ipv4" source address="10.200.1.10" port port="9000" protocol="tcp" accept).
+      - Each is checked with firewalld's own parser (C(firewall.core.rich)); a malformed one fails the task naming
+        it. They are compared in the text firewalld normalises them to (what C(--list-rich-rules) prints), so a rule
+        already there in another spelling is not added again.
+      - O(timeout) applies to them as to ports.
+    type: list
+    elements: str
+    default: []
   runtime:
     description: Change the runtime configuration (takes effect at once, lost at a reload).
     type: bool
@@ -100,8 +120,8 @@ attributes:
     platforms: linux
     details: Linux hosts with firewalld.
 notes:
-  - Only ports and services are changed; everything else in the zone (rich rules, sources, interfaces,
-    forward ports, target) is shown in the diff for context and left as it is.
+  - Only ports, services and the rich rules given are changed; everything else in the zone (other rich rules,
+    sources, interfaces, forward ports, target) is shown in the diff for context and left as it is.
   - When the offline configuration is edited while firewalld runs elsewhere with another configuration
     directory, the module cannot know; it edits C(/etc/firewalld).
 seealso:
@@ -132,6 +152,12 @@ EXAMPLES = r"""
     state: absent
     runtime: false
 
+- name: Open 9000/tcp for one client only, in the zone its address is bound to (an ipset, say)
+  netdiag.reachability.firewalld_port:
+    source: 10.200.1.10
+    rich_rules:
+      - rule family="ipv4" source address="10.200.1.10" port port="9000" protocol="tcp" accept
+
 - name: Open a port for ten minutes (runtime only, firewalld closes it again)
   netdiag.reachability.firewalld_port:
     ports: ["5201/tcp"]
@@ -146,7 +172,9 @@ zone:
   type: str
   sample: public
 zone_from:
-  description: How the zone was chosen, V(given), V(source), V(interface) or V(default).
+  description:
+    - How the zone was chosen, V(given), V(source) (an address or network binding), V(ipset) (the source is an
+      entry of an ipset bound to the zone), V(interface) or V(default).
   returned: always
   type: str
   sample: default
@@ -154,7 +182,7 @@ zone_reason:
   description: Why this zone, in words.
   returned: always
   type: str
-  sample: "interface eth0 is bound to no zone: the default zone public handles it"
+  sample: "source 10.200.1.10 is in ipset admins (entry 10.200.1.0/24), bound to zone internal"
 offline:
   description: True when firewalld was not running and the permanent configuration was edited on disk.
   returned: always
@@ -187,7 +215,7 @@ changes:
       returned: always
       sample: runtime
     action:
-      description: V(add_port), V(remove_port), V(add_service) or V(remove_service).
+      description: V(add_port), V(remove_port), V(add_service), V(remove_service), V(add_rich_rule) or V(remove_rich_rule).
       type: str
       returned: always
       sample: add_port
@@ -206,6 +234,11 @@ changes:
       type: str
       returned: for service actions
       sample: https
+    rich_rule:
+      description: The rich rule, as firewalld normalises it.
+      type: str
+      returned: for rich-rule actions
+      sample: rule family="ipv4" source address="10.200.1.10" port port="9000" protocol="tcp" accept
 ports_changed:
   description:
     - The ports (C(PORT/PROTO) or C(FIRST-LAST/PROTO)) that this call opened (or, with O(state=absent), closed) in
@@ -223,6 +256,20 @@ runtime_ports_changed:
   type: list
   elements: str
   sample: ["9000-9010/tcp"]
+rich_rules_changed:
+  description:
+    - The rich rules (as firewalld normalises them) this call added (or, with O(state=absent), removed) in any
+      configuration; in check mode, would. Undoing exactly this call is the opposite O(state) for these rules.
+  returned: always
+  type: list
+  elements: str
+  sample: ['rule family="ipv4" source address="10.200.1.10" port port="9000" protocol="tcp" accept']
+runtime_rich_rules_changed:
+  description: The same as RV(rich_rules_changed), in the runtime configuration only (what a revert timer undoes).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 notes:
   description: What the user should know (offline edit, runtime left unchanged, unexpected state).
   returned: always
@@ -234,7 +281,8 @@ settings:
     - The zone's settings before and after (in check mode, the predicted after), per configuration
       (V(runtime), V(permanent)); keys C(target), C(services), C(ports), C(protocols), C(source_ports),
       C(forward_ports), C(masquerade), C(forward), C(icmp_blocks), C(icmp_block_inversion),
-      C(rich_rules), C(interfaces), C(sources). Ports are sorted C(PORT[-PORT]/PROTOCOL) strings.
+      C(rich_rules), C(interfaces), C(sources), C(ingress_priority). Ports are sorted C(PORT[-PORT]/PROTOCOL) strings,
+      rich rules sorted, as firewalld normalises them.
   returned: always
   type: dict
   sample: {"before": {"runtime": {"services": ["dhcpv6-client", "ssh"], "ports": ["8000/tcp"]}},
@@ -267,7 +315,7 @@ def _ensure(module):
     request = normalize_request(
         ports=p["ports"], services=p["services"], protocol=p["protocol"], state=p["state"],
         runtime=p["runtime"], permanent=p["permanent"], timeout=p["timeout"], zone=p["zone"],
-        interface=p["interface"], source=p["source"])
+        interface=p["interface"], source=p["source"], rich_rules=p["rich_rules"])
     backend, offline_reason = connect()
     try:
         return ensure(backend, request, check_mode=module.check_mode, offline_reason=offline_reason)
@@ -287,6 +335,7 @@ def main():
         zone=dict(type="str"),
         interface=dict(type="str"),
         source=dict(type="str"),
+        rich_rules=dict(type="list", elements="str", default=[]),
         runtime=dict(type="bool", default=True),
         permanent=dict(type="bool", default=True),
         timeout=dict(type="int", default=0),

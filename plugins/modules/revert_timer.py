@@ -43,7 +43,7 @@ options:
       - What undoes the change, with O(state=armed). Keys C(backend) (V(firewalld), V(ufw), V(nftables),
         V(iptables-nft), V(iptables-legacy)), C(ports) (the ports the change opens; for the change's opposite) and
         C(state) (the undo's own state, default V(absent) - the undo of opening ports); for firewalld C(zone)
-        (required) and C(services); for ufw and the raw backends C(source); for the raw backends C(address),
+        (required), C(services) and C(rich_rules); for ufw and the raw backends C(source); for the raw backends C(address),
         C(forward_to), C(family), C(table) and C(chain), as the modules take them.
       - List only what the change adds (the RV(netdiag.reachability.firewalld_port#module:ports_changed) of a check-mode
         run), so the undo never removes what was there before.

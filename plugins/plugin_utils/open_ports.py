@@ -26,7 +26,7 @@ BACKEND_PROTOCOLS = {"firewalld": ("tcp", "udp", "sctp", "dccp"), "ufw": ("tcp",
                      "nftables": ("tcp", "udp", "sctp", "dccp"), "iptables-nft": ("tcp", "udp", "sctp", "dccp"),
                      "iptables-legacy": ("tcp", "udp", "sctp", "dccp")}
 RULE_KEYS = ("host", "backend", "ports", "state", "zone", "zone_source", "source", "family", "table", "chain", "forward_to",
-             "verify_from", "verify_address")
+             "verify_from", "verify_address", "rich_rules")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 FIXABLE_CAUSES = ("host_firewall",)
 FORWARD_CAUSES = ("path_block",)   # a managed router's forward rule: raw backends, with forward_to
@@ -70,7 +70,7 @@ def normalize_rule(rule, index=0, hosts=None):
             specs.append(text)
     out = {"host": rule.get("host"), "backend": backend, "ports": specs, "state": state, "zone": None, "zone_source": None,
            "source": None, "family": None, "table": None, "chain": None, "forward_to": None,
-           "verify_from": rule.get("verify_from"), "verify_address": None}
+           "verify_from": rule.get("verify_from"), "verify_address": None, "rich_rules": []}
     zone = rule.get("zone")
     if zone is not None:
         if backend != "firewalld":
@@ -89,8 +89,18 @@ def normalize_rule(rule, index=0, hosts=None):
     if rule.get("source") is not None:
         if backend == "firewalld":
             raise InputError("%s: source %r is not supported for backend firewalld (open the port in the zone "
-                             "the source is bound to, with zone, or let zone_source find that zone)" % (where, rule["source"]))
+                             "the source is bound to, with zone, or let zone_source find that zone; for this source only, "
+                             "give rich_rules)" % (where, rule["source"]))
         out["source"] = _address_or_network(rule["source"], "source", where)
+    rich = rule.get("rich_rules")
+    if rich:
+        # added instead of the ports (which are then what the rules open: what verify_from probes); the module on the
+        # host checks each with firewalld's own parser
+        if backend != "firewalld":
+            raise InputError("%s: rich_rules are only for backend firewalld (backend is %s)" % (where, backend))
+        if not isinstance(rich, list) or not all(isinstance(r, str) and r.strip().startswith("rule") for r in rich):
+            raise InputError("%s: rich_rules must be a list of firewalld rich rules (rule ... accept), got %r" % (where, rich))
+        out["rich_rules"] = [r.strip() for i, r in enumerate(rich) if r.strip() not in [x.strip() for x in rich[:i]]]
     for key in ("family", "table", "chain"):
         value = rule.get(key)
         if value is None:
@@ -216,6 +226,8 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
         rule = {"host": spec["host"], "backend": spec["backend"], "ports": list(spec.get("ports") or [])}
         if spec["backend"] == "firewalld" and spec.get("zone"):
             rule["zone"] = spec["zone"]
+            if spec.get("rich_rules"):
+                rule["rich_rules"] = list(spec["rich_rules"])   # this source only (the zone is ipset-bound)
         elif spec["backend"] == "firewalld" and flow.get("source_address"):
             rule["zone_source"] = flow["source_address"]   # the zone firewalld sends this source to
         if spec["backend"] == "ufw" and spec.get("source"):
@@ -230,7 +242,7 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
             rule["verify_from"] = flow["source"]
             rule["verify_address"] = flow.get("address")
         key = tuple((k, rule.get(k)) for k in ("host", "backend", "zone", "zone_source", "source", "family", "table", "chain",
-                                               "forward_to", "verify_from", "verify_address"))
+                                               "forward_to", "verify_from", "verify_address")) + (tuple(rule.get("rich_rules") or ()),)
         if key in merged:
             merged[key]["ports"] += [p for p in rule["ports"] if p not in merged[key]["ports"]]
         else:

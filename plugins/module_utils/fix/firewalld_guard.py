@@ -24,10 +24,11 @@ def firewalld_guard(fw_facts, zone, after, mgmt):
     """Raise WouldCutManagement when the zone settings ``after`` (``{runtime: settings, permanent: settings}``,
     as netdiag.reachability.firewalld_port returns them) stop accepting the management connection.
 
-    ``fw_facts`` are firewall_info's ``firewalld`` facts (zones, services, default zone).  The zone that
-    handles the management connection is found like firewalld does (source binding, else the
-    default zone); a zone bound to an interface is treated as possibly handling it too.
-    Returns a list of strings saying what was checked.
+    ``fw_facts`` are firewall_info's ``firewalld`` facts (zones, ipsets, services, default zone).  The zone that
+    handles the management connection is found like firewalld does (source binding - address or ipset -, else
+    the default zone); a zone bound to an interface is treated as possibly handling it too, and so is a zone the
+    source address alone cannot rule out (an ipset of type hash:ip,port or hash:mac): that zone is then checked
+    as if it handled the connection.  Returns a list of strings saying what was checked.
     """
     mgmt = normalize_management(mgmt)
     if not fw_facts or not fw_facts.get("running", True):
@@ -52,9 +53,15 @@ def firewalld_guard(fw_facts, zone, after, mgmt):
         was = zone_answer(before_facts, packet)
         now = zone_answer(after_facts, packet)
         handles = was["zone"] == zone or bool(config["zones"][zone].get("interfaces"))
+        if was["zone"] is None and zone in [c["zone"] for c in was.get("zone_candidates") or []]:
+            # the zone may handle it (the source address alone cannot tell): check it as if it did
+            was = zone_answer(before_facts, packet, zone=zone)
+            now = zone_answer(after_facts, packet, zone=zone)
+            handles = True
         checked.append("%s: %s before, %s after (%s)" % (side, was["verdict"], now["verdict"], now["reason"]))
         if handles and was["verdict"] == "accept" and now["verdict"] != "accept":
             raise WouldCutManagement(
-                "refusing to change zone %s: the %s configuration would no longer accept %s (before: %s; after: %s)"
-                % (zone, side, describe_management(mgmt), was["reason"], now["reason"]))
+                "refusing to change zone %s: the %s configuration would no longer accept %s (%s; before: %s; after: %s)"
+                % (zone, side, describe_management(mgmt), was.get("zone_reason") or "zone %s handles it" % zone,
+                   was["reason"], now["reason"]))
     return checked

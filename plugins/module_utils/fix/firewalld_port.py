@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Open or close ports and services in a firewalld zone, runtime and permanent.
+"""Open or close ports, services and rich rules in a firewalld zone, runtime and permanent.
 
 The plan is computed first, as pure data, from the zone's current settings; check mode
 returns the plan and never touches the daemon or the files.  Port ranges follow
 firewalld's own semantics (``coalescePortRange``/``breakPortRange`` in
 ``firewall.functions``): adding a range merges it with the ranges it overlaps, removing
-one splits the ranges it cuts.  The predicted settings are therefore exactly what
-firewalld stores afterwards.
+one splits the ranges it cuts.  Rich rules are compared in the text firewalld normalises them to
+(``str(firewall.core.rich.Rich_Rule(rule_str=...))``, what it stores and lists).  The predicted
+settings are therefore exactly what firewalld stores afterwards.
 
 Live changes go through the firewalld D-Bus API (``firewall.client``).  When the daemon
 is not running, the permanent configuration is edited offline with firewalld's own zone
@@ -24,13 +25,14 @@ import ipaddress
 import os
 import shutil
 import tempfile
+import traceback
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import (
-    BackendUnavailable, InputError, NetdiagError)
+    BackendUnavailable, InputError, MissingDependency, NetdiagError)
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import (
     PROTOCOLS, parse_port_spec)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import (
-    ETC_ROOT, USR_ROOT, OfflineReader, OnlineReader, parse_range, resolve_zone, sort_ports)
+    ETC_ROOT, PACKAGE, USR_ROOT, OfflineReader, OnlineReader, parse_range, sort_ports, zone_resolution)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import connect as connect_reader
 
 
@@ -40,8 +42,32 @@ class FirewalldError(NetdiagError):
 
 # --------------------------------------------------------------------------- input
 
+def _rich_rule_class():
+    try:
+        from firewall.core.rich import Rich_Rule
+    except ImportError:
+        raise MissingDependency("the firewalld Python bindings (firewall.core.rich)", package=PACKAGE,
+                                reason=traceback.format_exc().strip().splitlines()[-1])
+    return Rich_Rule
+
+
+def normalize_rich_rule(text):
+    """A rich rule as firewalld stores and lists it (``str(Rich_Rule(rule_str=text))``), checked with
+    firewalld's own parser; InputError naming the rule when it is not one."""
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("invalid rich rule %r: expected the text of a firewalld rich rule "
+                         "(rule family=\"ipv4\" source address=\"...\" port port=\"...\" protocol=\"tcp\" accept)" % (text,))
+    rich_rule = _rich_rule_class()
+    try:
+        rule = rich_rule(rule_str=text.strip())
+        rule.check()
+    except Exception as exc:  # firewall.errors.FirewallError: INVALID_RULE and friends, with firewalld's words
+        raise InputError("invalid rich rule %r: %s" % (text, str(exc).strip() or type(exc).__name__))
+    return str(rule)
+
+
 def normalize_request(ports=None, services=None, protocol="tcp", state="present", runtime=True,
-                      permanent=True, timeout=0, zone=None, interface=None, source=None):
+                      permanent=True, timeout=0, zone=None, interface=None, source=None, rich_rules=None):
     """Validate what the user asked for; return a dict or raise InputError naming the value."""
     if state not in ("present", "absent"):
         raise InputError("invalid state %r: expected present or absent" % (state,))
@@ -49,8 +75,10 @@ def normalize_request(ports=None, services=None, protocol="tcp", state="present"
         raise InputError("invalid protocol %r: expected one of %s" % (protocol, ", ".join(PROTOCOLS)))
     ports = list(ports or [])
     services = list(services or [])
-    if not ports and not services:
-        raise InputError("nothing to do: give ports, services or both")
+    if not isinstance(rich_rules or [], list):
+        raise InputError("invalid rich_rules %r: expected a list of rich rules" % (rich_rules,))
+    if not ports and not services and not rich_rules:
+        raise InputError("nothing to do: give ports, services or rich_rules")
     parsed = []
     for spec in ports:
         item = parse_port_spec(spec, default_protocol=protocol)
@@ -63,6 +91,11 @@ def normalize_request(ports=None, services=None, protocol="tcp", state="present"
             raise InputError("invalid service name %r" % (name,))
         if name.strip() not in names:
             names.append(name.strip())
+    rules = []
+    for text in rich_rules or []:
+        rule = normalize_rich_rule(text)
+        if rule not in rules:
+            rules.append(rule)
     if not runtime and not permanent:
         raise InputError("runtime and permanent are both false: nothing would be changed")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
@@ -82,7 +115,7 @@ def normalize_request(ports=None, services=None, protocol="tcp", state="present"
             ipaddress.ip_network(source, strict=False)
         except ValueError:
             raise InputError("invalid source %r: expected an address or a network (10.0.0.0/8)" % (source,))
-    return {"ports": parsed, "services": names, "state": state, "runtime": bool(runtime),
+    return {"ports": parsed, "services": names, "rich_rules": rules, "state": state, "runtime": bool(runtime),
             "permanent": bool(permanent), "timeout": timeout, "zone": zone,
             "interface": interface, "source": source}
 
@@ -146,7 +179,8 @@ def plan_zone(settings, request):
 
     ``settings`` is a normalized settings dict (see ``client.normalize_settings``).  Returns
     ``(operations, predicted_settings)``; each operation is a dict ``{action, port,
-    protocol}`` or ``{action, service}`` that maps 1:1 to a firewalld API call, in order.
+    protocol}``, ``{action, service}`` or ``{action, rich_rule}`` that maps 1:1 to a firewalld API
+    call, in order.  Rich rules are compared as firewalld normalises them (``request`` holds them so).
     """
     ports = [(parse_range(p.rpartition("/")[0]), p.rpartition("/")[2]) for p in settings["ports"]]
     services = list(settings["services"])
@@ -180,13 +214,24 @@ def plan_zone(settings, request):
         elif not present and name in services:
             services.remove(name)
             ops.append({"action": "remove_service", "service": name})
+    rich = list(settings.get("rich_rules") or [])
+    for rule in request.get("rich_rules") or []:
+        if present and rule not in rich:
+            rich.append(rule)
+            ops.append({"action": "add_rich_rule", "rich_rule": rule})
+        elif not present and rule in rich:
+            rich.remove(rule)
+            ops.append({"action": "remove_rich_rule", "rich_rule": rule})
     after = dict(settings)
     after["ports"] = sort_ports(["%s/%s" % (_port_text(r), pr) for r, pr in ports])
     after["services"] = sorted(services)
+    after["rich_rules"] = sorted(rich)
     return ops, after
 
 
 def describe_operation(op):
+    if "rich_rule" in op:
+        return "%s rich rule '%s'" % (op["action"].split("_")[0], op["rich_rule"])
     if "service" in op:
         return "%s service %s" % (op["action"].split("_")[0], op["service"])
     return "%s port %s/%s" % (op["action"].split("_")[0], op["port"], op["protocol"])
@@ -221,7 +266,15 @@ class OnlineBackend(OnlineReader):
         for index, op in enumerate(ops):
             action = op["action"]
             try:
-                if permanent:
+                if "rich_rule" in op:
+                    add = action == "add_rich_rule"
+                    if permanent:
+                        getattr(target, "addRichRule" if add else "removeRichRule")(op["rich_rule"])
+                    elif add:
+                        self.fw.addRichRule(zone, op["rich_rule"], timeout)
+                    else:
+                        self.fw.removeRichRule(zone, op["rich_rule"])
+                elif permanent:
                     if "service" in op:
                         getattr(target, "addService" if action == "add_service" else "removeService")(op["service"])
                     elif action == "add_port":
@@ -253,8 +306,13 @@ class OfflineBackend(OfflineReader):
         obj = self.read_zone(zone)
         ports = [(parse_range(p), proto) for p, proto in obj.ports]
         services = list(obj.services)
+        rules = list(obj.rules_str)
         for op in ops:
-            if op["action"] == "add_service":
+            if op["action"] == "add_rich_rule":
+                rules.append(op["rich_rule"])
+            elif op["action"] == "remove_rich_rule":
+                rules = [r for r in rules if r != op["rich_rule"]]
+            elif op["action"] == "add_service":
                 services.append(op["service"])
             elif op["action"] == "remove_service":
                 services = [s for s in services if s != op["service"]]
@@ -270,6 +328,7 @@ class OfflineBackend(OfflineReader):
                 ports += [(r, proto) for r in added]
         obj.ports = [(_port_text(r), proto) for r, proto in ports]
         obj.services = services
+        obj.rules_str = rules   # the zone object rebuilds its Rich_Rule list from the texts
         zones_dir = os.path.join(self.config_root, "zones")
         if not os.path.isdir(zones_dir):
             os.makedirs(zones_dir, 0o750)
@@ -320,8 +379,14 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
             sides.append("permanent")
 
     primary_permanent = backend.offline or not request["runtime"]
-    zone, how, reason = resolve_zone(backend.bindings(permanent=primary_permanent), backend.default_zone(),
-                                     request["zone"], request["interface"], request["source"])
+    bindings = backend.bindings(permanent=primary_permanent)
+    ipsets = {}
+    if request["source"] and any(str(s).startswith("ipset:") for b in bindings.values() for s in b.get("sources") or []):
+        ipsets = backend.ipsets(permanent=primary_permanent)
+    got = zone_resolution(bindings, backend.default_zone(), request["zone"], request["interface"], request["source"], ipsets)
+    if got["zone"] is None:   # never a guess: the source address alone does not tell the zone
+        raise InputError("%s: give zone (the zone to change)" % got["reason"])
+    zone, how, reason = got["zone"], got["how"], got["reason"]
     request = dict(request, zone_resolved=zone)
     for side in sides:
         permanent = side == "permanent"
@@ -372,6 +437,8 @@ def ensure(backend, request, check_mode=False, offline_reason=None):
         "changes": changes,
         "ports_changed": ports_changed(changes),
         "runtime_ports_changed": ports_changed([c for c in changes if c.get("config") == "runtime"]),
+        "rich_rules_changed": rich_rules_changed(changes),
+        "runtime_rich_rules_changed": rich_rules_changed([c for c in changes if c.get("config") == "runtime"]),
         "notes": notes,
         "settings": {"before": before, "after": after},
         "diff": {"before": render_settings(zone, before), "after": render_settings(zone, after),
@@ -390,6 +457,16 @@ def ports_changed(changes):
             port = "%s/%s" % (change["port"], change.get("protocol"))
             if port not in out:
                 out.append(port)
+    return out
+
+
+def rich_rules_changed(changes):
+    """The rich rules (as firewalld normalises them) of every rich-rule change, once each, in order: undoing
+    exactly this call is the opposite state for these rules in the same configuration."""
+    out = []
+    for change in changes:
+        if "rich_rule" in change and change["rich_rule"] not in out:
+            out.append(change["rich_rule"])
     return out
 
 

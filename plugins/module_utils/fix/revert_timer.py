@@ -45,13 +45,14 @@ def normalize_undo(undo):
     if state not in ("present", "absent"):
         raise InputError("undo.state %r: expected present or absent" % (state,))
     ports = undo.get("ports") or []
-    if not isinstance(ports, list) or not (ports or undo.get("services")):
+    if not isinstance(ports, list) or not (ports or undo.get("services") or undo.get("rich_rules")):
         raise InputError("undo.ports must be a non-empty list (the ports the change opens or closes), got %r" % (ports,))
     out = {"backend": backend, "state": state, "ports": list(ports)}
     if backend == "firewalld":
         if not undo.get("zone"):
             raise InputError("undo.zone is required for firewalld (the zone the change goes to)")
-        out.update(zone=str(undo["zone"]), services=list(undo.get("services") or []))
+        out.update(zone=str(undo["zone"]), services=list(undo.get("services") or []),
+                   rich_rules=list(undo.get("rich_rules") or []))
         _firewalld_request(out)
     elif backend == "ufw":
         out["source"] = undo.get("source")
@@ -66,7 +67,8 @@ def normalize_undo(undo):
 def _firewalld_request(undo):
     from ansible_collections.netdiag.reachability.plugins.module_utils.fix import firewalld_port
     return firewalld_port.normalize_request(ports=undo["ports"], services=undo["services"], state=undo["state"],
-                                            runtime=True, permanent=False, zone=undo["zone"])
+                                            runtime=True, permanent=False, zone=undo["zone"],
+                                            rich_rules=undo.get("rich_rules"))
 
 
 def _ufw_request(undo):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import zones as fw_zones
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.verify import check
 
 
@@ -92,7 +93,8 @@ def culprit_rule(host, verdict, fw_facts=None):
             out["text"] = "ufw rule %s: %s" % (ufw_answer.get("rule"), ufw_answer.get("rule_text") or out.get("text"))
         else:
             out["text"] = "ufw default incoming policy: %s (%s)" % (ufw_answer.get("default_policy"), out.get("text"))
-    elif zone_answer.get("zone") and not zone_answer.get("error") and _firewalld_decided(out, fw_facts):
+    elif (zone_answer.get("zone") or zone_answer.get("zone_from") == "undecided") and not zone_answer.get("error") \
+            and _firewalld_decided(out, fw_facts):
         # The loaded ruleset outranks firewalld's configuration model: when the deciding rule sits in
         # a zone's own chain, that is the zone that handled the packet (the model may not know how:
         # an ipset source, a binding it did not read).
@@ -103,10 +105,26 @@ def culprit_rule(host, verdict, fw_facts=None):
         out["zone_from"] = zone_answer.get("zone_from")
         out["zone_reason"] = zone_answer.get("zone_reason")
         out["zone_target"] = zone_answer.get("target")
+        out["zone_binding"] = zone_answer.get("zone_binding")
+        out["zone_next"] = zone_answer.get("zone_next")
         conflicts = []
-        if rule_zone and rule_zone != model_zone:
+        if model_zone is None:
+            # the source address alone cannot tell the zone (an ipset that also needs a port or a MAC address):
+            # the zone whose chain decided is the one, and the binding that sent it there is that candidate's
+            cand = [c for c in zone_answer.get("zone_candidates") or [] if c.get("zone") == rule_zone]
+            out["zone_from"] = "ruleset"
+            out["zone_binding"] = cand[0].get("binding") if cand else None
+            out["zone_next"] = None
+            out["zone_target"] = None
+            out["zone_reason"] = ("the deciding rule is in chain %s of zone %s; firewalld's configuration alone cannot tell "
+                                  "(%s)" % (out.get("chain"), rule_zone, zone_answer.get("zone_reason")) if rule_zone
+                                  else zone_answer.get("zone_reason"))
+            out["text"] = "firewalld zone %s (%s) does not allow it: %s" % (
+                rule_zone or "(not known)", out["zone_reason"], out.get("text"))
+        elif rule_zone and rule_zone != model_zone:
             out["zone_from"] = "ruleset"
             out["zone_reason"] = "the deciding rule is in chain %s of zone %s" % (out.get("chain"), rule_zone)
+            out["zone_binding"] = out["zone_next"] = None
             conflicts.append("firewalld's zone model puts the packet in zone %s (%s), but the loaded ruleset decided "
                              "it in zone %s's chain %s: the ruleset is followed" % (
                                  model_zone, zone_answer.get("zone_reason"), rule_zone, out.get("chain")))
@@ -196,6 +214,9 @@ def _firewall_fix(index, host, culprit, flow, path):
     origin = {k: culprit.get(k) for k in ("backend", "family", "table", "chain", "handle", "line", "text")}
     if culprit.get("layer") == "firewalld" or (_is_firewalld(origin, fw_facts) and not _is_ufw(origin, fw_facts)):
         zone = culprit.get("zone") or _firewalld_zone(origin, fw_facts) or "public"
+        binding = _ipset_binding(culprit, fw_facts, zone)
+        if binding and flow.get("source_address") and path == "input":
+            return _ipset_fix(host, culprit, flow, zone, binding, fw_facts)
         cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec),
                 "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
         return {"summary": "open %s in firewalld zone %s on %s (runtime and permanent)" % (spec, zone, host),
@@ -235,6 +256,97 @@ def _firewall_fix(index, host, culprit, flow, path):
                                "chain": origin.get("chain"), "position": pos}}
     return {"summary": "allow %s on %s (the blocking layer is not one the collection can change)" % (spec, host),
             "commands": [], "manual": True, "open_ports": None}
+
+
+def _ipset_binding(culprit, fw_facts, zone):
+    """The ipset that sends the flow's source to ``zone`` (``{ipset, entry, type}``; ``entry`` None when the
+    zone model could not tell it), or None when the zone is not chosen through an ipset."""
+    binding = culprit.get("zone_binding") or {}
+    if binding.get("kind") == "ipset":
+        return binding
+    if culprit.get("zone_from") != "ruleset":
+        return None
+    # the loaded ruleset decided in this zone while the zone model could not say how: an ipset source of the zone
+    fwd = (fw_facts or {}).get("firewalld") or {}
+    config = fwd.get("runtime") or fwd.get("permanent") or {}
+    sets = [s[len("ipset:"):] for s in ((config.get("zones") or {}).get(zone) or {}).get("sources") or []
+            if str(s).startswith("ipset:")]
+    if not sets:
+        return None
+    return {"kind": "ipset", "value": "ipset:" + sets[0], "ipset": sets[0] if len(sets) == 1 else None, "entry": None,
+            "ipsets": sets}
+
+
+def _quote_rule(rule):
+    return "'%s'" % rule.replace("'", "'\\''")
+
+
+def _ipset_fix(host, culprit, flow, zone, binding, fw_facts):
+    """The fix when the source reaches ``zone`` through an ipset: the safe options, the first the default.
+
+    (a) a rich rule in the zone for this source and port only (default): it opens nothing to anybody else;
+    (b) the port in the zone: it opens it to every source of the zone, every member of the ipset among them;
+    (c) the source's entry out of the ipset: the source then falls to the next zone (named, with what that
+    zone does with the port), and so does every other address of the entry."""
+    port, proto, src = flow["port"], flow["protocol"], flow["source_address"]
+    spec = "%s/%s" % (port, proto)
+    family = "ipv6" if ":" in src else "ipv4"
+    rule = 'rule family="%s" source address="%s" port port="%s" protocol="%s" accept' % (family, src, port, proto)
+    fwd = (fw_facts or {}).get("firewalld") or {}
+    name, entry = binding.get("ipset"), binding.get("entry")
+    via = ("ipset %s (entry %s)" % (name, entry) if name and entry else "ipset %s" % name if name
+           else "one of its ipsets (%s)" % ", ".join(binding.get("ipsets") or []))
+    rich_cmds = ["firewall-cmd --zone=%s --add-rich-rule=%s" % (zone, _quote_rule(rule)),
+                 "firewall-cmd --permanent --zone=%s --add-rich-rule=%s" % (zone, _quote_rule(rule))]
+    rich = {"option": "rich_rule", "default": True,
+            "summary": "allow %s from %s only, with a rich rule in firewalld zone %s on %s (runtime and permanent)" % (
+                spec, src, zone, host),
+            "why": "it opens %s to %s alone: every other source zone %s handles stays as it is" % (spec, src, zone),
+            "commands": [{"host": host, "command": c} for c in rich_cmds], "manual": False,
+            "open_ports": {"host": host, "backend": "firewalld", "zone": zone, "ports": [spec], "source": src,
+                           "rich_rules": [rule]}}
+    config = fwd.get("runtime") or fwd.get("permanent") or {}
+    settings = (config.get("zones") or {}).get(zone) or {}
+    others = [s for s in settings.get("sources") or [] if s != binding.get("value")] + \
+        ["interface %s" % i for i in settings.get("interfaces") or []]
+    members = ((config.get("ipsets") or {}).get(name) or {}).get("entries") if name else None
+    port_cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec), "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
+    zone_port = {"option": "zone_port", "default": False,
+                 "summary": "open %s in firewalld zone %s on %s (runtime and permanent)" % (spec, zone, host),
+                 "why": "it opens %s to every source of zone %s: every member of ipset %s%s%s, not only %s" % (
+                     spec, zone, name or "(its ipsets)",
+                     " (%d entr%s: %s)" % (len(members), "y" if len(members) == 1 else "ies", ", ".join(members[:5]) +
+                                           (", ..." if len(members) > 5 else "")) if members else "",
+                     " and %s" % ", ".join(others) if others else "", src),
+                 "commands": [{"host": host, "command": c} for c in port_cmds], "manual": False,
+                 "open_ports": {"host": host, "backend": "firewalld", "zone": zone, "ports": [spec]}}
+    options = [rich, zone_port]
+    if name and entry:
+        nxt = culprit.get("zone_next") or {}
+        drop_cmds = ["firewall-cmd --ipset=%s --remove-entry=%s" % (name, entry)]
+        permanent = ((fwd.get("permanent") or {}).get("ipsets") or {}).get(name) or {}
+        if entry in (permanent.get("entries") or []):
+            drop_cmds.append("firewall-cmd --permanent --ipset=%s --remove-entry=%s" % (name, entry))
+        why = "%s then falls to zone %s (%s)" % (src, nxt.get("zone") or "?", nxt.get("reason") or "not known")
+        if nxt.get("zone") and (config.get("zones") or {}).get(nxt["zone"]) is not None:
+            packet = {"family": family, "proto": proto, "src": src, "dst": flow.get("address"), "dport": int(port)}
+            there = fw_zones.zone_answer(dict(fwd, running=True), packet, zone=nxt["zone"])
+            why += ", which %s" % ("allows %s: %s" % (spec, ", ".join(there["allowed_by"])) if there["verdict"] == "accept"
+                                   else "does not allow %s either: the flow stays blocked" % spec)
+        if entry.split("/")[0] != src or ("/" in entry and entry.split("/")[1] not in ("32", "128")):
+            why += "; entry %s is more than %s: every address of it leaves ipset %s" % (entry, src, name)
+        users = sorted(z for z, zs in (config.get("zones") or {}).items()
+                       if any('ipset="%s"' % name in r for r in zs.get("rich_rules") or []))
+        if users:
+            why += "; the rich rules of zone%s %s that use ipset %s change too" % ("s" if len(users) > 1 else "", ", ".join(users), name)
+        options.append({"option": "ipset_entry", "default": False,
+                        "summary": "remove %s from ipset %s on %s (runtime%s)" % (
+                            entry, name, host, " and permanent" if len(drop_cmds) > 1 else ""),
+                        "why": why, "commands": [{"host": host, "command": c} for c in drop_cmds], "manual": True,
+                        "open_ports": None})
+    return {"summary": "%s: %s reaches zone %s through %s, so opening %s in the zone would open it to every member of "
+                       "the ipset (the default of %d options: see alternatives)" % (rich["summary"], src, zone, via, spec, len(options)),
+            "commands": rich["commands"], "manual": False, "open_ports": rich["open_ports"], "alternatives": options}
 
 
 def manual(summary, host=None, commands=()):

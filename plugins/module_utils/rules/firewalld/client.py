@@ -10,11 +10,14 @@ changer (``fix/firewalld_port.py``, whose backends extend these readers with ``a
 firewalld's own zone reader (``firewall.core.io.zone``) under a configuration root
 (``/etc/firewalld`` by default) and the system root (``/usr/lib/firewalld``).
 :func:`normalize_settings` turns firewalld's settings dict into this collection's view of a
-zone and :func:`resolve_zone` tells which zone handles traffic, as firewalld chooses it.
+zone, :func:`normalize_ipset` does the same for an ipset, and :func:`zone_resolution` /
+:func:`resolve_zone` tell which zone handles traffic, as firewalld chooses it (source bindings -
+addresses and ipsets - before interface bindings, zones in ingress-priority then name order).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import traceback
@@ -47,6 +50,15 @@ def _import_zone_io():
         raise MissingDependency("the firewalld Python bindings (firewall.core.io.zone)", package=PACKAGE,
                                 reason=traceback.format_exc().strip().splitlines()[-1])
     return zone_io
+
+
+def _import_ipset_io():
+    try:
+        from firewall.core.io import ipset as ipset_io
+    except ImportError:
+        raise MissingDependency("the firewalld Python bindings (firewall.core.io.ipset)", package=PACKAGE,
+                                reason=traceback.format_exc().strip().splitlines()[-1])
+    return ipset_io
 
 
 # --------------------------------------------------------------------------- settings
@@ -131,54 +143,264 @@ def normalize_settings(raw):
         "forward": bool(raw.get("forward", False)),
         "icmp_blocks": sorted(raw.get("icmp_blocks") or []),
         "icmp_block_inversion": bool(raw.get("icmp_block_inversion", False)),
-        "rich_rules": list(raw.get("rules_str") or []),
+        "rich_rules": sorted(raw.get("rules_str") or []),
         "interfaces": sorted(raw.get("interfaces") or []),
         "sources": sorted(raw.get("sources") or []),
+        # firewalld >= 2.0 dispatches zones by it (lower first); older versions have none: all zones are 0
+        "ingress_priority": _priority(raw.get("ingress_priority")),
     }
 
 
-def resolve_zone(bindings, default_zone, zone=None, interface=None, source=None):
-    """Which zone handles the traffic: ``(zone, how, reason)``.
+def _priority(value):
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        raise ParseError("unexpected zone ingress priority %r: not a number" % (value,))
 
-    ``bindings`` is ``{zone: {"interfaces": [...], "sources": [...]}}``.  firewalld sends a
-    packet to the zone its source address is bound to first, else to the zone of the
-    interface it came in on, else to the default zone.
+
+IPSET_FIELDS = ("version", "short", "description", "type", "options", "entries")
+
+
+def normalize_ipset(raw):
+    """firewalld's ipset settings -> our view of an ipset.
+
+    ``raw`` is what firewalld's API returns (``getIPSetSettings()`` / ``getSettings()``: the list
+    ``[version, short, description, type, options, entries]``, or ``export_config_dict()``'s dict).
+    Returns ``{"type", "family": "inet"|"inet6", "timeout": seconds (0: none), "options", "entries"}``;
+    firewalld lists no entries of an ipset with a timeout (they are added at runtime)."""
+    raw = plain(raw)
+    if hasattr(raw, "settings"):
+        raw = plain(raw.settings)
+    if isinstance(raw, (list, tuple)):
+        raw = dict(zip(IPSET_FIELDS, raw))
+    if not isinstance(raw, dict):
+        raise ParseError("unexpected ipset settings %r" % (raw,))
+    options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}
+    timeout = options.get("timeout") or "0"
+    if not is_digits(timeout):
+        raise ParseError("unexpected ipset timeout %r: not a number" % (timeout,))
+    return {"type": str(raw.get("type") or ""), "family": options.get("family") or "inet", "timeout": int(timeout),
+            "options": options, "entries": [str(e) for e in raw.get("entries") or []]}
+
+
+# --------------------------------------------------------------------------- which zone
+
+def _span(text):
+    """An address, a network or a range (``a-b``, ``a-b/mask`` as ipset takes them) -> (version, first, last)."""
+    text = str(text).strip()
+    if "-" in text:
+        lo_text, dummy, hi_text = text.partition("-")
+        lo = ipaddress.ip_address(lo_text.strip())
+        hi = ipaddress.ip_network(hi_text.strip(), strict=False)
+        if lo.version != hi.version:
+            raise ValueError("%s mixes IPv4 and IPv6" % text)
+        return lo.version, int(lo), int(hi.broadcast_address)
+    net = ipaddress.ip_network(text, strict=False)
+    return net.version, int(net.network_address), int(net.broadcast_address)
+
+
+def _relation(src, entry):
+    """``inside`` (every address of ``src`` is in ``entry``), ``partly`` or ``outside``."""
+    if src[0] != entry[0] or src[2] < entry[1] or src[1] > entry[2]:
+        return "outside"
+    return "inside" if entry[1] <= src[1] and src[2] <= entry[2] else "partly"
+
+
+@functools.lru_cache(maxsize=64)
+def _entry_spans(entries):
+    """``[(entry, span)]`` of an ipset's entries (a tuple), by their address part; the entries this reader cannot
+    read are left out (firewalld checked them; such an entry is not this address).  Cached: a verdict per packet
+    walks the same sets again and again."""
+    out = []
+    for entry in entries:
+        try:
+            out.append((entry, _span(entry.split(",")[0])))
+        except ValueError:
+            continue
+    return out
+
+
+_NEEDS = {"port": "the source port", "mark": "the packet mark", "iface": "the interface", "mac": "the MAC address"}
+
+
+def _match_ipset(source, src, name, ipset, without=None):
+    """Is ``source`` in ipset ``name`` (leaving out the entry ``without``): ``(True|False|None, entry, why)``;
+    None when it cannot be told."""
+    if not ipset:
+        return None, None, "ipset %s is not defined (or was not read), so whether %s is in it is not known" % (name, source)
+    kind = ipset.get("type") or ""
+    dims = kind[5:].split(",") if kind.startswith("hash:") else []
+    version = 6 if ipset.get("family") == "inet6" else 4
+    entries = list(ipset.get("entries") or [])
+    if dims and dims[0] == "mac":
+        if not entries and not ipset.get("timeout"):
+            return False, None, "ipset %s (hash:mac) is empty" % name
+        return None, None, "ipset %s holds MAC addresses (type %s): %s's MAC address is not known" % (name, kind, source)
+    if not dims or dims[0] not in ("ip", "net"):
+        return None, None, "ipset %s has type %r, which this reader does not match addresses against" % (name, kind)
+    if src[0] != version:
+        return False, None, "ipset %s is an IPv%d set (family %s)" % (name, version, ipset.get("family") or "inet")
+    if ipset.get("timeout"):
+        return None, None, ("ipset %s has a timeout (%d s): its entries are added at runtime and firewalld does not "
+                            "list them, so whether %s is in it is not known" % (name, ipset["timeout"], source))
+    partly = None
+    for entry, span in _entry_spans(tuple(entries)):
+        if entry == without:
+            continue
+        rel = _relation(src, span)
+        if rel == "inside":
+            if len(dims) == 1:
+                return True, entry, "source %s is in ipset %s (entry %s)" % (source, name, entry)
+            return None, entry, ("source %s matches the address of entry %s of ipset %s, but its type %s also needs %s, "
+                                 "which the address alone does not tell" % (
+                                     source, entry, name, kind, " and ".join(_NEEDS.get(d, d) for d in dims[1:])))
+        if rel == "partly" and partly is None:
+            partly = entry
+    if partly is not None:
+        return None, partly, "only part of %s is in ipset %s (entry %s)" % (source, name, partly)
+    return False, None, "source %s is not in ipset %s" % (source, name)
+
+
+def _match_source(source, src, binding, ipsets, without=None):
+    """One source binding of a zone against the source: ``(True|False|None, detail)``; ``without``: an
+    ``(ipset, entry)`` to leave out."""
+    if binding.startswith("ipset:"):
+        name = binding[len("ipset:"):]
+        ipset = (ipsets or {}).get(name)
+        state, entry, why = _match_ipset(source, src, name, ipset, without[1] if without and without[0] == name else None)
+        return state, {"kind": "ipset", "value": binding, "ipset": name, "entry": entry,
+                       "type": (ipset or {}).get("type"), "why": why}
+    try:
+        bound = _span(binding)
+    except ValueError:
+        # a MAC address binding: the packet's MAC is not known
+        return None, {"kind": "mac", "value": binding, "why": "zone binding %s is a MAC address: %s's MAC address is not known"
+                      % (binding, source)}
+    rel = _relation(src, bound)
+    detail = {"kind": "address", "value": binding}
+    if rel == "inside":
+        return True, dict(detail, why="source %s is in binding %s" % (source, binding))
+    if rel == "partly":
+        return None, dict(detail, why="only part of %s is in binding %s" % (source, binding))
+    return False, detail
+
+
+def _match_interface(interface, binding):
+    if binding == interface or (binding.endswith("+") and interface.startswith(binding[:-1])):
+        return True, {"kind": "interface", "value": binding, "why": "interface %s is bound to it" % interface}
+    return False, None
+
+
+def _order_note(first, other):
+    """Why firewalld dispatches zone ``first`` before ``other`` (both ``(priority, order, zone, ...)``)."""
+    if first[0] != other[0]:
+        return "zone %s has ingress priority %d, zone %s %d: the lower goes first" % (first[2], first[0], other[2], other[0])
+    return "zones of the same ingress priority are dispatched in name order"
+
+
+def zone_resolution(bindings, default_zone, zone=None, interface=None, source=None, ipsets=None, without=None):
+    """Which zone handles traffic, as firewalld dispatches it; a dict.
+
+    ``bindings`` is ``{zone: {"interfaces": [...], "sources": [...], "ingress_priority": int}}`` (sources as
+    firewalld lists them: addresses, networks, MAC addresses, ``ipset:NAME``); ``ipsets`` is
+    ``{name: normalize_ipset()}``.  firewalld walks every zone binding in the order ``(ingress priority, source
+    bindings before interface bindings, zone name)`` - firewalld 1.x has no priorities, so there it is source
+    bindings before interface bindings, the zones in name order - and the first one that matches takes the
+    packet; the default zone takes the rest.  A source address is in an ``ipset:`` binding when it is within an
+    entry of a ``hash:ip``/``hash:net`` set of its family; the other types also need what an address does not
+    tell (a source port, a mark, a MAC address), so such a binding leaves the zone undecided, never guessed.
+
+    Returns ``{"zone" (None: undecided), "how": given|source|ipset|interface|default|undecided, "reason",
+    "binding": {kind: address|ipset|interface|mac, value, ipset?, entry?, type?} | None,
+    "candidates": [{zone, binding, why}] (undecided: the zones it may be, in firewalld's order; the last is the
+    one it falls to otherwise), "also": [str] (later source bindings that match as well), "next": {zone, how,
+    reason} | None (an ipset binding: where the source goes without that entry)}``.  ``without`` is an
+    ``(ipset, entry)`` to leave out (how ``next`` is found).
     """
+    out = {"zone": None, "how": None, "reason": None, "binding": None, "candidates": [], "also": [], "next": None}
     if zone:
-        return zone, "given", "zone %s was given" % zone
+        return dict(out, zone=zone, how="given", reason="zone %s was given" % zone)
+    src = None
     if source:
-        addr = ipaddress.ip_network(source, strict=False)
-        best = None
-        for name in sorted(bindings):
-            for src in bindings[name].get("sources") or []:
-                if src.startswith("ipset:"):
-                    continue
-                try:
-                    net = ipaddress.ip_network(src, strict=False)
-                except ValueError:
-                    continue
-                if net.version == addr.version and addr.subnet_of(net):
-                    if best is None or net.prefixlen > best[1].prefixlen:
-                        best = (name, net, src)
-        if best:
-            return best[0], "source", "source %s is bound to zone %s (binding %s)" % (source, best[0], best[2])
-    if interface:
-        for name in sorted(bindings):
-            if interface in (bindings[name].get("interfaces") or []):
-                why = "interface %s is bound to zone %s" % (interface, name)
-                if source:
-                    why = "source %s is bound to no zone; %s" % (source, why)
-                return name, "interface", why
-    if not default_zone:
-        raise BackendUnavailable("firewalld has no default zone set")
-    parts = []
-    if source:
-        parts.append("source %s is bound to no zone" % source)
-    if interface:
-        parts.append("interface %s is bound to no zone" % interface)
-    if not parts:
-        parts.append("no zone, interface or source given")
-    return default_zone, "default", "%s: the default zone %s handles it" % ("; ".join(parts), default_zone)
+        try:
+            src = _span(source)
+        except ValueError:
+            raise InputError("invalid source %r: expected an address or a network" % (source,))
+    items = []
+    for name in sorted(bindings):
+        entry = bindings[name] or {}
+        prio = _priority(entry.get("ingress_priority"))
+        if src is not None:
+            items += [(prio, 1, name, str(b)) for b in entry.get("sources") or []]
+        if interface:
+            items += [(prio, 2, name, str(b)) for b in entry.get("interfaces") or []]
+    chosen, undecided = None, []
+    for item in sorted(items):
+        if item[1] == 1:
+            state, detail = _match_source(source, src, item[3], ipsets, without)
+        else:
+            state, detail = _match_interface(interface, item[3])
+        if chosen is None:
+            if state is None:
+                undecided.append((item, detail))
+            elif state:
+                chosen = (item, detail)
+        elif state and item[1] == 1 and item[2] != chosen[0][2]:
+            out["also"].append("it also matches zone %s (%s), which firewalld dispatches after zone %s (%s)" % (
+                item[2], detail["why"], chosen[0][2], _order_note(chosen[0], item)))
+    if chosen is not None:
+        item, detail = chosen
+        name = item[2]
+        binding = {k: v for k, v in detail.items() if k != "why"}
+        if item[1] == 2:
+            why = "interface %s is bound to zone %s" % (interface, name)
+            if source:
+                why = "source %s is bound to no zone; %s" % (source, why)
+            fallback = dict(out, zone=name, how="interface", reason=why, binding=binding)
+        elif detail["kind"] == "ipset":
+            why = "source %s is in ipset %s (entry %s), bound to zone %s" % (source, detail["ipset"], detail["entry"], name)
+            fallback = dict(out, zone=name, how="ipset", reason=why, binding=binding)
+            nxt = zone_resolution(bindings, default_zone, interface=interface, source=source, ipsets=ipsets,
+                                  without=(detail["ipset"], detail["entry"]))
+            fallback["next"] = {"zone": nxt["zone"], "how": nxt["how"], "reason": nxt["reason"]}
+        else:
+            why = "source %s is bound to zone %s (binding %s)" % (source, name, item[3])
+            fallback = dict(out, zone=name, how="source", reason=why, binding=binding)
+        if out["also"]:
+            fallback["reason"] = "%s; %s" % (fallback["reason"], "; ".join(out["also"]))
+    else:
+        if not default_zone:
+            raise BackendUnavailable("firewalld has no default zone set")
+        parts = []
+        if source:
+            parts.append("source %s is bound to no zone" % source)
+        if interface:
+            parts.append("interface %s is bound to no zone" % interface)
+        if not parts:
+            parts.append("no zone, interface or source given")
+        fallback = dict(out, zone=default_zone, how="default",
+                        reason="%s: the default zone %s handles it" % ("; ".join(parts), default_zone))
+    if not undecided:
+        return fallback
+    candidates = [{"zone": item[2], "binding": {k: v for k, v in detail.items() if k != "why"}, "why": detail["why"]}
+                  for item, detail in undecided]
+    candidates.append({"zone": fallback["zone"], "binding": fallback["binding"], "why": "otherwise: %s" % fallback["reason"]})
+    zones = []
+    for c in candidates:
+        if c["zone"] not in zones:
+            zones.append(c["zone"])
+    if len(zones) == 1:   # every way leads to the same zone
+        return dict(fallback, reason="%s (%s)" % (fallback["reason"], "; ".join(c["why"] for c in candidates[:-1])))
+    why = "which zone handles it cannot be told from the source address alone: %s; %s" % (
+        "; ".join("zone %s if so (%s)" % (c["zone"], c["why"]) for c in candidates[:-1]), candidates[-1]["why"])
+    return dict(out, how="undecided", reason=why, candidates=candidates, also=fallback["also"])
+
+
+def resolve_zone(bindings, default_zone, zone=None, interface=None, source=None, ipsets=None):
+    """Which zone handles the traffic: ``(zone, how, reason)`` (see :func:`zone_resolution`); ``zone`` is
+    None (``how`` V(undecided)) when the source address alone cannot tell."""
+    got = zone_resolution(bindings, default_zone, zone, interface, source, ipsets)
+    return got["zone"], got["how"], got["reason"]
 
 
 # --------------------------------------------------------------------------- readers
@@ -197,12 +419,25 @@ class OnlineReader(object):
 
     def bindings(self, permanent=False):
         if not permanent:
-            return plain(self.fw.getActiveZones() or {})
+            out = {}
+            for name in plain(self.fw.getActiveZones() or {}):
+                settings = self.settings(name, permanent=False)
+                out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"],
+                             "ingress_priority": settings["ingress_priority"]}
+            return out
         out = {}
         for name in self.zone_names(permanent=True):
             settings = self.settings(name, permanent=True)
-            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
+            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"],
+                         "ingress_priority": settings["ingress_priority"]}
         return out
+
+    def ipsets(self, permanent):
+        """``{name: normalize_ipset()}`` of the runtime or the permanent configuration."""
+        if permanent:
+            config = self.fw.config()
+            return {str(n): normalize_ipset(config.getIPSetByName(n).getSettings()) for n in config.getIPSetNames()}
+        return {str(n): normalize_ipset(self.fw.getIPSetSettings(n)) for n in self.fw.getIPSets()}
 
     def zone_names(self, permanent):
         if permanent:
@@ -277,7 +512,24 @@ class OfflineReader(object):
         out = {}
         for name in self.zone_names():
             settings = self.settings(name)
-            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"]}
+            out[name] = {"interfaces": settings["interfaces"], "sources": settings["sources"],
+                         "ingress_priority": settings["ingress_priority"]}
+        return out
+
+    def ipsets(self, permanent=True):
+        """``{name: normalize_ipset()}`` read with firewalld's own ipset reader, /etc over /usr/lib."""
+        ipset_io = _import_ipset_io()
+        out = {}
+        for name in self._names("ipsets"):
+            for root in (self.config_root, self.system_root):
+                folder = os.path.join(root, "ipsets")
+                if os.path.exists(os.path.join(folder, name + ".xml")):
+                    try:
+                        obj = ipset_io.ipset_reader(name + ".xml", folder)
+                    except Exception as exc:
+                        raise ParseError("cannot read ipset %s: %s" % (name, exc), source=os.path.join(folder, name + ".xml"))
+                    out[name] = normalize_ipset({"type": obj.type, "options": dict(obj.options), "entries": list(obj.entries)})
+                    break
         return out
 
 

@@ -4,10 +4,10 @@
 """firewalld's permanent configuration read from its XML files with the standard library.
 
 The fallback when the firewalld Python bindings (``python3-firewall``) are not installed:
-zones and services under /etc/firewalld override those of the same name under
+zones, services and ipsets under /etc/firewalld override those of the same name under
 /usr/lib/firewalld, as firewalld itself loads them.  Each zone comes out as the settings dict
-firewalld's own API returns (``getSettingsDict()``), so the same normalisation applies; rich
-rules are written back in firewalld's rich-rule language.  Only the permanent configuration
+firewalld's own API returns (``getSettingsDict()``), each ipset as its ``export_config_dict()``,
+so the same normalisation applies; rich rules are written back in firewalld's rich-rule language.  Only the permanent configuration
 can be read this way: the runtime one lives in the daemon.
 """
 
@@ -17,13 +17,13 @@ import os
 import xml.etree.ElementTree as ET
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
-from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import conf_value
+from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import conf_value, normalize_ipset
 
 _FLAG_ELEMENTS = ("masquerade", "forward", "icmp-block-inversion")
 
 
 def _files(config_root, system_root, kind):
-    """``{name: path}`` of the zone or service files, /etc overriding /usr/lib."""
+    """``{name: path}`` of the zone, service or ipset files, /etc overriding /usr/lib."""
     found = {}
     for root in (system_root, config_root):
         folder = os.path.join(root, kind)
@@ -118,6 +118,21 @@ def zone_settings(path):
         "rules_str": [rich_rule_text(el) for el in root.findall("rule")],
         "interfaces": [el.get("name") for el in root.findall("interface") if el.get("name")],
         "sources": sources,
+        "ingress_priority": root.get("ingress-priority") or 0,
+    }
+
+
+def ipset_settings(path):
+    """One ipset file as firewalld's settings dict (``type``, ``options``, ``entries``)."""
+    root = _parse(path)
+    if root.tag != "ipset":
+        raise ParseError("%s is not a firewalld ipset (root element <%s>)" % (path, root.tag), source=path)
+    if not root.get("type"):
+        raise ParseError("%s: the ipset has no type" % path, source=path)
+    return {
+        "type": root.get("type"),
+        "options": {el.get("name"): el.get("value") or "" for el in root.findall("option") if el.get("name")},
+        "entries": [(el.text or "").strip() for el in root.findall("entry") if (el.text or "").strip()],
     }
 
 
@@ -147,6 +162,7 @@ class XmlBackend(object):
         self.system_root = system_root
         self._zones = _files(config_root, system_root, "zones")
         self._services = _files(config_root, system_root, "services")
+        self._ipsets = _files(config_root, system_root, "ipsets")
 
     def zone_names(self, permanent=True):
         return sorted(self._zones)
@@ -157,6 +173,9 @@ class XmlBackend(object):
     def service_raw(self, name):
         path = self._services.get(name)
         return service_settings(path) if path else None
+
+    def ipsets(self, permanent=True):
+        return {name: normalize_ipset(ipset_settings(path)) for name, path in sorted(self._ipsets.items())}
 
     def default_zone(self):
         return conf_value(self.config_root, "DefaultZone") or "public"

@@ -12,17 +12,19 @@ bindings are not installed.  Facts::
     {"running": bool (None: not known), "read_with": "dbus" | "offline (firewall.core.io)" |
      "xml (standard library; no firewalld bindings)", "reason": str|None,
      "version", "backend": "nftables"|"iptables"|None, "default_zone",
-     "runtime": {"default_zone", "zones": {NAME: ZONE}} | None,
-     "permanent": {"default_zone", "zones": {NAME: ZONE}},
+     "runtime": {"default_zone", "zones": {NAME: ZONE}, "ipsets": {NAME: IPSET}} | None,
+     "permanent": {"default_zone", "zones": {NAME: ZONE}, "ipsets": {NAME: IPSET}},
      "services": {NAME: {"ports": ["22/tcp"], "protocols", "source_ports", "destination", "includes"}},
      "differences": [{"zone", "key", "runtime_only": [...], "permanent_only": [...]}, ...]}
 
     ZONE = client.normalize_settings() keys, target one of default|ACCEPT|REJECT|DROP,
            plus "service_ports": {service: ["22/tcp", ...]}
+    IPSET = client.normalize_ipset(): {"type", "family", "timeout", "options", "entries"}
 
-:func:`zone_answer` tells which zone handles a packet (source binding, then interface,
-then the default zone), whether the zone lets its port in (port, service, protocol,
-source port) and what the zone's target does otherwise.
+:func:`zone_answer` tells which zone handles a packet (source bindings - addresses and
+ipsets - then interfaces, in firewalld's dispatch order, then the default zone), whether the
+zone lets its port in (port, service, protocol, source port) and what the zone's target does
+otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewal
 _TARGETS = {"%%REJECT%%": "REJECT", "REJECT": "REJECT", "ACCEPT": "ACCEPT", "DROP": "DROP",
             "default": "default", "{chain}_{zone}": "default", "": "default"}
 _COMPARED = ("target", "services", "ports", "protocols", "source_ports", "forward_ports", "masquerade",
-             "forward", "icmp_blocks", "icmp_block_inversion", "rich_rules", "interfaces", "sources")
+             "forward", "icmp_blocks", "icmp_block_inversion", "rich_rules", "interfaces", "sources", "ingress_priority")
+_IPSET_COMPARED = ("type", "family", "timeout", "entries")
 
 
 def _target(raw):
@@ -66,6 +69,10 @@ class _Reader(object):
             raw = self.backend.fw.getZoneSettings(name).getSettingsDict().get("target")
         settings["target"] = _target(raw)
         return settings
+
+    def ipsets(self, permanent):
+        """``{name: IPSET}`` of one configuration (the offline and XML readers: the permanent one)."""
+        return self.backend.ipsets(permanent)
 
     def service(self, name, permanent):
         if getattr(self.backend, "xml", False):
@@ -157,6 +164,22 @@ def differences(runtime, permanent):
                             "permanent_only": [x for x in b if x not in a]})
             else:
                 out.append({"zone": name, "key": key, "runtime_only": [a], "permanent_only": [b]})
+    # ipsets: {"zone": None, "ipset": NAME, "key": "ipset" (defined on one side) | type | family | timeout | entries}
+    ri, pi = runtime.get("ipsets") or {}, permanent.get("ipsets") or {}
+    for name in sorted(set(ri) | set(pi)):
+        if name not in ri or name not in pi:
+            out.append({"zone": None, "ipset": name, "key": "ipset", "runtime_only": [name] if name in ri else [],
+                        "permanent_only": [name] if name in pi else []})
+            continue
+        for key in _IPSET_COMPARED:
+            a, b = ri[name].get(key), pi[name].get(key)
+            if a == b:
+                continue
+            if isinstance(a, list):
+                out.append({"zone": None, "ipset": name, "key": key, "runtime_only": [x for x in a if x not in b],
+                            "permanent_only": [x for x in b if x not in a]})
+            else:
+                out.append({"zone": None, "ipset": name, "key": key, "runtime_only": [a], "permanent_only": [b]})
     return out
 
 
@@ -189,14 +212,17 @@ def read_firewalld(config_root=fwc.ETC_ROOT, system_root=fwc.USR_ROOT, connect=N
         facts["warnings"].append(reason)
     if backend.offline:
         facts["backend"] = _conf_value(config_root, "FirewallBackend") or "nftables"
-        facts["permanent"] = {"default_zone": backend.default_zone(), "zones": _config(reader, True, services, missing)}
+        facts["permanent"] = {"default_zone": backend.default_zone(), "zones": _config(reader, True, services, missing),
+                              "ipsets": reader.ipsets(True)}
     else:
         fw = backend.fw
         facts["version"] = str(fw.get_property("version"))
         conf = fwc.plain(fw.config().get_properties())
         facts["backend"] = conf.get("FirewallBackend")
-        facts["runtime"] = {"default_zone": backend.default_zone(), "zones": _config(reader, False, services, missing)}
-        facts["permanent"] = {"default_zone": conf.get("DefaultZone"), "zones": _config(reader, True, services, missing)}
+        facts["runtime"] = {"default_zone": backend.default_zone(), "zones": _config(reader, False, services, missing),
+                            "ipsets": reader.ipsets(False)}
+        facts["permanent"] = {"default_zone": conf.get("DefaultZone"), "zones": _config(reader, True, services, missing),
+                              "ipsets": reader.ipsets(True)}
         facts["differences"] = differences(facts["runtime"], facts["permanent"])
     facts["default_zone"] = (facts["runtime"] or facts["permanent"])["default_zone"]
     for name in sorted(missing):
@@ -228,23 +254,8 @@ def _dest_ok(destination, packet):
     return ipaddress.ip_address(str(dst)) in ipaddress.ip_network(want, strict=False)
 
 
-def zone_answer(facts, packet, ruleset_result=None):
-    """Which zone handles ``packet`` and what that zone does with it.
-
-    ``packet`` is a packet dict (the evaluator's keys).  Returns::
-
-        {"config": "runtime"|"permanent", "zone", "zone_from": "source"|"interface"|"default",
-         "zone_reason", "target", "allowed": bool|None, "allowed_by": [str], "verdict":
-         "accept"|"reject"|"drop"|None, "reason", "rich_rules": [str], "agrees_with_ruleset": bool|None,
-         "disagreement": str|None}
-    """
-    side = "runtime" if facts.get("runtime") else "permanent"
-    config = facts[side]
-    zones = config["zones"]
-    bindings = {name: {"interfaces": z["interfaces"], "sources": z["sources"]} for name, z in zones.items()}
-    zone, how, why = fwc.resolve_zone(bindings, config["default_zone"], interface=packet.get("iif"),
-                                      source=packet.get("src"))
-    settings = zones.get(zone) or {}
+def _zone_verdict(facts, zone, settings, packet):
+    """What zone ``zone`` (its ``settings``) does with ``packet``: ``(target, allowed, allowed_by, verdict, reason)``."""
     target = settings.get("target", "default")
     proto = str(packet.get("proto") or "").lower()
     dport = packet.get("dport")
@@ -295,13 +306,63 @@ def zone_answer(facts, packet, ruleset_result=None):
     if rich:
         reason += " (the zone has %d rich rule%s; they are not evaluated here, the ruleset verdict includes them)" % (
             len(rich), "" if len(rich) == 1 else "s")
-    out = {"config": side, "zone": zone, "zone_from": how, "zone_reason": why, "target": target,
+    return target, allowed, allowed_by, verdict, reason
+
+
+def zone_answer(facts, packet, ruleset_result=None, zone=None):
+    """Which zone handles ``packet`` and what that zone does with it.
+
+    ``packet`` is a packet dict (the evaluator's keys); ``zone`` forces the zone (the firewalld guard
+    asks what a candidate zone does).  Returns::
+
+        {"config": "runtime"|"permanent", "zone" (None: undecided), "zone_from":
+         "given"|"source"|"ipset"|"interface"|"default"|"undecided", "zone_reason", "zone_binding": BINDING|None,
+         "zone_candidates": [{zone, binding, why}], "zone_next": {zone, how, reason}|None, "target",
+         "allowed": bool|None, "allowed_by": [str], "verdict": "accept"|"reject"|"drop"|None, "reason",
+         "rich_rules": [str], "agrees_with_ruleset": bool|None, "disagreement": str|None}
+
+    BINDING is the binding that chose the zone (``{kind: address|ipset|interface|mac, value, ipset?, entry?,
+    type?}``); ``zone_next`` is where the source goes without the ipset entry that chose the zone.  When
+    the source address alone cannot tell the zone (an ipset of type hash:ip,port or hash:mac, a MAC
+    binding, an ipset whose entries are not listed), ``zone`` is None and ``zone_candidates`` lists the
+    zones it may be in, in firewalld's order; the verdict is still given when every candidate agrees.
+    """
+    side = "runtime" if facts.get("runtime") else "permanent"
+    config = facts[side]
+    zones = config["zones"]
+    bindings = {name: {"interfaces": z["interfaces"], "sources": z["sources"], "ingress_priority": z.get("ingress_priority", 0)}
+                for name, z in zones.items()}
+    got = fwc.zone_resolution(bindings, config["default_zone"], zone=zone, interface=packet.get("iif"),
+                              source=packet.get("src"), ipsets=config.get("ipsets") or {})
+    how, why = got["how"], got["reason"]
+    rich = []
+    if got["zone"] is not None:
+        settings = zones.get(got["zone"]) or {}
+        target, allowed, allowed_by, verdict, reason = _zone_verdict(facts, got["zone"], settings, packet)
+        rich = list(settings.get("rich_rules", []))
+    else:
+        answers = []
+        for cand in got["candidates"]:
+            if cand["zone"] not in [a[0] for a in answers]:
+                answers.append((cand["zone"],) + _zone_verdict(facts, cand["zone"], zones.get(cand["zone"]) or {}, packet))
+        verdicts = {a[4] for a in answers}
+        target, allowed_by = None, []
+        allowed = answers[0][2] if len({a[2] for a in answers}) == 1 else None
+        verdict = answers[0][4] if len(verdicts) == 1 else None
+        if verdict is not None:
+            reason = "the zone is not known (%s), but every zone it may be in says %s: %s" % (
+                why, verdict, "; ".join(a[5] for a in answers))
+        else:
+            reason = "the zone is not known (%s), and the zones it may be in disagree: %s" % (
+                why, "; ".join(a[5] for a in answers))
+    out = {"config": side, "zone": got["zone"], "zone_from": how, "zone_reason": why, "zone_binding": got["binding"],
+           "zone_candidates": got["candidates"], "zone_next": got["next"], "target": target,
            "allowed": allowed, "allowed_by": allowed_by, "verdict": verdict, "reason": reason,
            "rich_rules": rich, "agrees_with_ruleset": None, "disagreement": None}
     if not facts.get("running"):
         out["reason"] = "firewalld is not running, so its zones filter nothing now; when it starts: " + reason
         return out
-    if ruleset_result is not None and ruleset_result.get("verdict") in ("accept", "drop", "reject"):
+    if ruleset_result is not None and verdict is not None and ruleset_result.get("verdict") in ("accept", "drop", "reject"):
         got = ruleset_result["verdict"]
         out["agrees_with_ruleset"] = got == verdict
         if got != verdict:

@@ -128,6 +128,39 @@ def test_unknown_names_fail_and_change_nothing(host, args, needle):
     assert zone_file(host) == before
 
 
+RULE = 'rule family="ipv4" source address="10.200.1.10" port port="9197" protocol="tcp" accept'
+
+
+@offline
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_offline_rich_rule_goes_to_the_zone_of_the_sources_ipset(host, check_mode):
+    etc = str(host[1])
+    os.makedirs(os.path.join(etc, "ipsets"))
+    shutil.copy(helpers.fixture("firewalld", "ipsets", "etc", "firewalld", "ipsets", "admins.xml"), os.path.join(etc, "ipsets"))
+    with open(helpers.fixture("firewalld", "usr", "lib", "firewalld", "zones", "internal.xml")) as fh:
+        internal = fh.read().replace("</zone>", '  <source ipset="admins"/>\n</zone>')
+    with open(os.path.join(etc, "zones", "internal.xml"), "w") as fh:
+        fh.write(internal)
+    before = zone_file(host)
+    result = run(host, {"source": "10.200.1.10", "rich_rules": [
+        "rule family=ipv4 source address=10.200.1.10 port port=9197 protocol=tcp accept"]}, check_mode=check_mode)
+    assert "failed" not in result, result.get("msg")
+    assert (result["zone"], result["zone_from"]) == ("internal", "ipset")
+    assert result["zone_reason"] == "source 10.200.1.10 is in ipset admins (entry 10.200.1.0/24), bound to zone internal"
+    assert result["changes"] == [{"action": "add_rich_rule", "rich_rule": RULE, "config": "permanent"}]
+    assert result["rich_rules_changed"] == [RULE] and result["ports_changed"] == []
+    assert "permanent zone internal: rich-rule %s\n" % RULE in result["diff"]["after"]
+    assert zone_file(host) == before, "the default zone is not touched"
+    with open(os.path.join(etc, "zones", "internal.xml")) as fh:
+        written = fh.read()
+    if check_mode:
+        assert written == internal
+    else:
+        assert '<source address="10.200.1.10"/>' in written and '<port port="9197" protocol="tcp"/>' in written
+        again = run(host, {"zone": "internal", "rich_rules": [RULE]})
+        assert again["changed"] is False and again["rich_rules_changed"] == []
+
+
 def bindings_dir():
     got = subprocess.run([sys.executable, "-c", "import os, firewall; print(os.path.dirname(firewall.__file__))"],
                          capture_output=True, text=True, check=False)
@@ -167,7 +200,9 @@ def test_without_the_bindings_it_fails_naming_the_package(host, tmp_path):
     ({"ports": [80], "timeout": 60}, "timeout 60 applies to the runtime configuration only: set permanent: false"),
     ({"ports": [80], "timeout": 60, "permanent": False, "state": "absent"}, "timeout 60 only applies to state=present"),
     ({"ports": [80], "runtime": False, "permanent": False}, "runtime and permanent are both false"),
-    ({}, "nothing to do: give ports, services or both"),
+    ({}, "nothing to do: give ports, services or rich_rules"),
+    ({"rich_rules": ["rule family=ipv4 port port=80 protocol=tcp acept"]},
+     "invalid rich rule 'rule family=ipv4 port port=80 protocol=tcp acept': INVALID_RULE: unknown element acept"),
     ({"services": ["ht tp"]}, "invalid service name 'ht tp'"),
     ({"services": ["a/b"]}, "invalid service name 'a/b'"),
     ({"ports": [80], "zone": " "}, "invalid zone name ' '"),

@@ -58,6 +58,10 @@ def req(**kw):
     (dict(ports=["9000"], source="10.0.0.300"), "'10.0.0.300'"),
     (dict(ports=["9000"], zone="public", interface="eth0"), "'public'"),
     (dict(), "nothing to do"),
+    (dict(rich_rules=["rule family=ipv4 port port=80 protocol=tcp acept"]), "'rule family=ipv4 port port=80 protocol=tcp acept'"),
+    (dict(rich_rules=["rule family=ipv5 accept"]), "invalid rich rule 'rule family=ipv5 accept'"),
+    (dict(rich_rules=[""]), "invalid rich rule ''"),
+    (dict(rich_rules="rule accept"), "expected a list"),
 ])
 def test_bad_input_names_the_value(kwargs, needle):
     with pytest.raises(InputError) as err:
@@ -326,3 +330,128 @@ def test_connect_without_daemon_goes_offline(roots, tmp_path):
                          timeout=60, check=True).stdout
     assert out.startswith("True %s " % etc)
     assert "firewalld is not" in out
+
+
+# --------------------------------------------------------------------------- rich rules
+
+RULE = 'rule family="ipv4" source address="10.200.1.10" port port="9197" protocol="tcp" accept'
+
+
+def test_rich_rules_are_checked_and_normalised_as_firewalld_does():
+    pytest.importorskip("firewall.core.rich")
+    r = req(rich_rules=["rule family=ipv4 source address=10.200.1.10 port port=9197 protocol=tcp accept", RULE])
+    assert r["rich_rules"] == [RULE], "two spellings of one rule are one rule"
+    with pytest.raises(InputError) as err:
+        req(rich_rules=[RULE, "rule family=ipv4 source address=10.200.1.10 port port=9197 accept"])
+    assert "invalid rich rule 'rule family=ipv4 source address=10.200.1.10 port port=9197 accept'" in str(err.value)
+
+
+def test_plan_rich_rules_is_idempotent():
+    pytest.importorskip("firewall.core.rich")
+    current = settings(rich_rules=['rule family="ipv4" source address="10.1.1.1" drop'])
+    ops, after = fd.plan_zone(current, req(rich_rules=[RULE]))
+    assert ops == [{"action": "add_rich_rule", "rich_rule": RULE}]
+    assert after["rich_rules"] == sorted([RULE, 'rule family="ipv4" source address="10.1.1.1" drop'])
+    assert after["ports"] == current["ports"], "a rich rule is not a port of the zone"
+    spelled = "rule port port=9197 protocol=tcp source address=10.200.1.10 family=ipv4 accept"
+    assert fd.plan_zone(after, req(rich_rules=[spelled]))[0] == []
+    ops, back = fd.plan_zone(after, req(rich_rules=[spelled], state="absent"))
+    assert ops == [{"action": "remove_rich_rule", "rich_rule": RULE}] and back["rich_rules"] == current["rich_rules"]
+    assert fd.describe_operation(ops[0]) == "remove rich rule '%s'" % RULE
+    assert fd.rich_rules_changed([dict(o, config="runtime") for o in ops] * 2) == [RULE]
+
+
+def _ipset_root(etc, ipset_type="hash:net", entry="10.200.1.0/24"):
+    os.makedirs(os.path.join(etc, "ipsets"), exist_ok=True)
+    with open(os.path.join(etc, "ipsets", "admins.xml"), "w") as fh:
+        fh.write('<?xml version="1.0" encoding="utf-8"?>\n<ipset type="%s">\n  <entry>%s</entry>\n</ipset>\n'
+                 % (ipset_type, entry))
+    path = os.path.join(etc, "zones", "internal.xml")
+    shutil.copy(os.path.join(FIX, "usr", "lib", "firewalld", "zones", "internal.xml"), path)
+    with open(path) as fh:
+        text = fh.read()
+    with open(path, "w") as fh:
+        fh.write(text.replace("</zone>", '  <source ipset="admins"/>\n</zone>'))
+    return path
+
+
+def test_offline_rich_rule_in_the_zone_of_the_sources_ipset(roots):
+    etc, usr = roots
+    path = _ipset_root(etc)
+    backend = fd.OfflineBackend(etc, usr)
+    request = req(rich_rules=[RULE], source="10.200.1.10")
+    res = fd.ensure(backend, request, check_mode=True)
+    assert (res["zone"], res["zone_from"]) == ("internal", "ipset")
+    assert res["zone_reason"] == "source 10.200.1.10 is in ipset admins (entry 10.200.1.0/24), bound to zone internal"
+    assert res["changes"] == [{"action": "add_rich_rule", "rich_rule": RULE, "config": "permanent"}]
+    assert res["rich_rules_changed"] == [RULE] and res["ports_changed"] == [] and res["runtime_rich_rules_changed"] == []
+    assert "permanent zone internal: rich-rule %s" % RULE in res["diff"]["after"].splitlines()
+    assert RULE not in res["diff"]["before"]
+    before = digest(etc)
+    res = fd.ensure(backend, request)
+    assert res["changed"] and res["msg"].startswith("changed zone internal (permanent: add rich rule '%s')" % RULE)
+    assert digest(etc) != before
+    zone = read_zone(path)
+    assert zone.rules_str == [RULE] and zone.sources == ["ipset:admins"]
+    assert "samba-client" in zone.services, "the rest of the zone is kept"
+    public = read_zone(os.path.join(etc, "zones", "public.xml"))
+    assert public.rules_str == [] and public.ports == [("8000", "tcp")], "nothing in the default zone"
+    after = digest(etc)
+    res = fd.ensure(backend, req(rich_rules=["rule family=ipv4 source address=10.200.1.10 port port=9197 protocol=tcp accept"],
+                                 source="10.200.1.10"))
+    assert not res["changed"] and res["rich_rules_changed"] == [] and digest(etc) == after
+    res = fd.ensure(backend, req(rich_rules=[RULE], zone="internal", state="absent"))
+    assert res["rich_rules_changed"] == [RULE] and read_zone(path).rules_str == []
+
+
+def test_offline_a_source_the_address_cannot_place_is_refused_naming_the_zones(roots):
+    etc, usr = roots
+    _ipset_root(etc, "hash:ip,port", "10.200.1.10,tcp:9197")
+    before = digest(etc)
+    with pytest.raises(InputError) as err:
+        fd.ensure(fd.OfflineBackend(etc, usr), req(ports=["9197/tcp"], source="10.200.1.10"))
+    msg = str(err.value)
+    assert "cannot be told from the source address alone" in msg and "zone internal if so" in msg
+    assert "also needs the source port" in msg and "the default zone public handles it" in msg
+    assert msg.endswith("give zone (the zone to change)")
+    assert digest(etc) == before
+
+
+def test_online_rich_rules_go_through_the_daemon_with_the_timeout():
+    calls = []
+
+    class Zone(object):
+        def addRichRule(self, rule):
+            calls.append(("permanent add", rule))
+
+        def removeRichRule(self, rule):
+            calls.append(("permanent remove", rule))
+
+    class Fw(object):
+        def addRichRule(self, zone, rule, timeout):
+            calls.append(("runtime add", zone, rule, timeout))
+
+        def removeRichRule(self, zone, rule):
+            calls.append(("runtime remove", zone, rule))
+
+        def config(self):
+            return type("Config", (), {"getZoneByName": lambda self, name: Zone()})()
+
+    backend = fd.OnlineBackend(Fw(), None)
+    backend.apply("internal", [{"action": "add_rich_rule", "rich_rule": RULE}], permanent=False, timeout=60)
+    backend.apply("internal", [{"action": "remove_rich_rule", "rich_rule": RULE}], permanent=False)
+    backend.apply("internal", [{"action": "add_rich_rule", "rich_rule": RULE}], permanent=True)
+    assert calls == [("runtime add", "internal", RULE, 60), ("runtime remove", "internal", RULE), ("permanent add", RULE)]
+
+
+def test_the_revert_timer_undoes_a_runtime_rich_rule():
+    pytest.importorskip("firewall.core.rich")
+    from ansible_collections.netdiag.reachability.plugins.module_utils.fix import revert_timer
+    undo = revert_timer.normalize_undo({"backend": "firewalld", "zone": "internal", "ports": [], "rich_rules": [RULE]})
+    assert undo["rich_rules"] == [RULE] and undo["state"] == "absent"
+    request = revert_timer._firewalld_request(undo)
+    assert request["rich_rules"] == [RULE] and request["permanent"] is False and request["state"] == "absent"
+    ops, dummy = fd.plan_zone(settings(rich_rules=[RULE]), request)
+    assert ops == [{"action": "remove_rich_rule", "rich_rule": RULE}]
+    with pytest.raises(InputError):
+        revert_timer.normalize_undo({"backend": "firewalld", "zone": "internal", "ports": [], "rich_rules": ["rule bogus"]})

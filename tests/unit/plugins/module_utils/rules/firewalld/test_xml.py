@@ -93,3 +93,35 @@ def test_firewall_info_reports_the_fallback_plainly():
     verdict = fi.evaluate_packets(facts, [{"family": "ipv4", "proto": "tcp", "src": "10.200.1.10",
                                            "dst": "10.200.2.11", "dport": 8000, "path": "input"}])[0]
     assert verdict["firewalld"]["zone"] == "public" and verdict["firewalld"]["allowed"] is True
+
+
+IPSETS_ETC = os.path.join(FIX, "ipsets", "etc", "firewalld")
+
+
+@pytest.mark.parametrize("fname", sorted(os.listdir(os.path.join(IPSETS_ETC, "ipsets"))))
+def test_every_ipset_reads_as_firewalld_reads_it(fname):
+    ipset_io = pytest.importorskip("firewall.core.io.ipset")
+    folder = os.path.join(IPSETS_ETC, "ipsets")
+    theirs = ipset_io.ipset_reader(fname, folder)
+    ours = fwc.normalize_ipset(fx.ipset_settings(os.path.join(folder, fname)))
+    assert ours == fwc.normalize_ipset({"type": theirs.type, "options": theirs.options, "entries": theirs.entries})
+    assert ours["type"] and ours["family"] in ("inet", "inet6")
+
+
+def test_a_file_that_is_not_an_ipset_is_a_clear_error(tmp_path):
+    (tmp_path / "x.xml").write_text("<zone/>")
+    with pytest.raises(ParseError, match="not a firewalld ipset"):
+        fx.ipset_settings(str(tmp_path / "x.xml"))
+
+
+def test_the_ipsets_are_in_the_facts_with_and_without_bindings(tmp_path):
+    import shutil
+    etc = str(tmp_path / "etc")
+    shutil.copytree(ETC, etc)
+    shutil.copytree(os.path.join(IPSETS_ETC, "ipsets"), os.path.join(etc, "ipsets"))
+    got = fz.read_firewalld(etc, USR, connect=_no_bindings)
+    ref = fz.read_firewalld(etc, USR, connect=lambda c, s: (fwc.OfflineReader(c, s), "firewalld is not running"))
+    assert got["permanent"]["ipsets"] == ref["permanent"]["ipsets"]
+    assert sorted(got["permanent"]["ipsets"]) == ["admins", "hosts", "macs", "nets6", "ports6", "ranges", "tmo"]
+    assert got["permanent"]["ipsets"]["nets6"] == {"type": "hash:net", "family": "inet6", "timeout": 0,
+                                                   "options": {"family": "inet6"}, "entries": ["fd00:200::/64"]}
