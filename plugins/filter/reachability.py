@@ -144,8 +144,9 @@ def _check_flows(flows, hosts):
             if key not in flow:
                 raise _Shape("flows[%d] has no %r" % (i, key))
             _need(flow[key], types, "flows[%d].%s" % (i, key))
-        for key in ("probe", "trace", "cloud"):
+        for key in ("probe", "trace"):
             _need(flow.get(key), dict, "flows[%d].%s" % (i, key), optional=True)
+        _need(flow.get("cloud"), (dict, list), "flows[%d].cloud" % i, optional=True)   # assemble: the verdicts for it
     for name, facts in (_need(hosts, dict, "hosts", optional=True) or {}).items():
         where = "hosts[%r]" % (name,)
         _need(facts, dict, where)
