@@ -104,6 +104,13 @@ def markdown(report):
             lines.append("- fix: %s%s" % (fix.get("summary"), " (manual)" if fix.get("manual") else ""))
             for cmd in fix.get("commands") or []:
                 lines.append("    - on %s: `%s`" % (cmd.get("host") or "?", cmd["command"]))
+            for alt in fix.get("alternatives") or []:
+                if alt.get("default"):
+                    continue
+                lines.append("- alternative fix: %s%s — %s" % (
+                    _md(alt.get("summary")), " (manual)" if alt.get("manual") else "", _md(alt.get("why"))))
+                for cmd in alt.get("commands") or []:
+                    lines.append("    - on %s: `%s`" % (cmd.get("host") or "?", cmd["command"]))
     return "\n".join(lines) + "\n"
 
 
@@ -297,6 +304,10 @@ _JS = r"""
     var cmds = (fix.commands||[]).map(function(c){
       return '<div class="cmd"><span class="host">on '+esc(c.host)+'</span><code>'+esc(c.command)+'</code>'+
              '<button class="copy" data-copy="'+esc(c.command)+'">copy</button></div>';}).join('');
+    var alts = (fix.alternatives||[]).filter(function(a){return !a.default;}).map(function(a){
+      return '<li>'+esc(a.summary)+(a.manual?' (manual)':'')+': '+esc(a.why)+(a.commands||[]).map(function(c){
+        return '<div class="cmd"><span class="host">on '+esc(c.host)+'</span><code>'+esc(c.command)+'</code>'+
+               '<button class="copy" data-copy="'+esc(c.command)+'">copy</button></div>';}).join('')+'</li>';}).join('');
     var conf = (f.conflicts||[]).map(function(c){return '<li>'+esc(c)+'</li>';}).join('');
     var cand = (f.candidates||[]).map(function(c){
       return '<li>'+esc(c.host||c.address)+': '+esc(c.why)+'; to decide: '+esc(c.decide)+'</li>';}).join('');
@@ -311,6 +322,7 @@ _JS = r"""
       (conf?'<h3>Conflicting signals</h3><ul>'+conf+'</ul>':'')+
       '<h3>Fix</h3><p class="fix">'+esc(fix.summary||'nothing to fix')+(fix.manual?' (manual)':'')+'</p>'+
       (cmds?'<div class="cmds">'+cmds+'</div>':'')+
+      (alts?'<h3>Alternative fixes</h3><ul class="alternatives">'+alts+'</ul>':'')+
       '<details><summary>Evidence</summary><pre>'+esc(JSON.stringify(f.evidence,null,1))+'</pre></details>';
     box.classList.remove('hidden');
     box.scrollIntoView({block:'nearest'});

@@ -15,6 +15,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewal
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules import nftables
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import open_ports
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.run import explain
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.report import markdown
 
 from ..helpers import fixture
 
@@ -108,6 +109,19 @@ def test_the_alternatives_say_what_each_opens_and_which_is_the_default(seeds):
     assert "10.200.1.10 then falls to zone public" in entry["why"]
     assert "which does not allow 80/tcp either: the flow stays blocked" in entry["why"]
     assert "entry 10.200.1.0/24 is more than 10.200.1.10: every address of it leaves ipset admins" in entry["why"]
+
+
+def test_the_markdown_report_lists_the_alternatives_after_the_default(seeds):
+    flows = [copy.deepcopy(f) for f in seeds["flows"] if f["address"] == "10.200.2.11" and f["port"] == 80]
+    text = markdown(explain(flows, with_ipset_zone(seeds)))
+    lines = text.splitlines()
+    fix = next(i for i, line in enumerate(lines) if line.startswith("- fix: allow 80/tcp from 10.200.1.10 only"))
+    alts = [i for i, line in enumerate(lines) if line.startswith("- alternative fix: ")]
+    assert len(alts) == 2 and fix < alts[0] < alts[1], text
+    assert lines[alts[0]].startswith("- alternative fix: open 80/tcp in firewalld zone internal on fwd-nft")
+    assert lines[alts[0] + 2] == "    - on fwd-nft: `firewall-cmd --permanent --zone=internal --add-port=80/tcp`"
+    assert "(manual)" in lines[alts[1]] and "remove 10.200.1.0/24 from ipset admins" in lines[alts[1]]
+    assert "rich rule" not in "".join(lines[alts[0]:]), "the default is not repeated as an alternative"
 
 
 def test_an_entry_of_the_source_alone_is_removed_by_itself(seeds):

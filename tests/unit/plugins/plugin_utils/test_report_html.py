@@ -97,3 +97,27 @@ def test_the_page_renders_one_cell_per_flow_and_a_click_shows_the_details(report
     os.makedirs(ARTIFACTS, exist_ok=True)
     browser.save_screenshot(os.path.join(ARTIFACTS, "report-html.png"))
     assert os.path.getsize(os.path.join(ARTIFACTS, "report-html.png")) > 10000
+
+
+def test_the_details_show_the_alternative_fixes_with_their_commands(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from .test_explain_ipset import with_ipset_zone
+    with open(FIX) as fh:
+        facts = json.load(fh)
+    rep = explain(copy.deepcopy(facts["flows"]), with_ipset_zone(facts))
+    idx = next(i for i, f in enumerate(rep["flows"]) if f["address"] == "10.200.2.11" and f["port"] == 80)
+    page = tmp_path / "report.html"
+    page.write_text(html_page(rep))
+    browser.get("file://%s" % page)
+    browser.find_element(By.CSS_SELECTOR, 'td.cell[data-flow="%d"]' % idx).click()
+    details = browser.find_element(By.ID, "details")
+    assert "rich rule in firewalld zone internal" in details.find_element(By.CSS_SELECTOR, ".fix").text
+    alts = details.find_elements(By.CSS_SELECTOR, "ul.alternatives > li")
+    assert len(alts) == 2, details.text
+    assert "open 80/tcp in firewalld zone internal" in alts[0].text
+    assert "firewall-cmd --permanent --zone=internal --add-port=80/tcp" in alts[0].text
+    assert "remove 10.200.1.0/24 from ipset admins" in alts[1].text and "(manual)" in alts[1].text
+    # a flow without alternatives shows none
+    other = next(i for i, f in enumerate(rep["flows"]) if f["cause"] == "nat")
+    browser.find_element(By.CSS_SELECTOR, 'td.cell[data-flow="%d"]' % other).click()
+    assert not details.find_elements(By.CSS_SELECTOR, "ul.alternatives")
