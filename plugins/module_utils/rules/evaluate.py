@@ -25,15 +25,19 @@ rule is already false.
 
 from __future__ import annotations
 
+import array
 import bisect
 import ipaddress
+import itertools
+import socket
+import sys
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common import icmp
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits, parse_number
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
     CT_STATES, ICMP4_TYPE_NUMBERS, ICMP6_TYPE_NUMBERS, L4PROTO_ALIASES, L4PROTO_NUMBERS,
-    PORT_PROTOS, from_dict, number_range,
+    PORT_PROTOS, building, from_dict, number_range,
 )
 
 PATHS = {
@@ -195,61 +199,188 @@ def _addr_type(pkt, which, path_hook):
 
 # ----------------------------------------------------------------- compiling matches
 
+_ADDR_KEYS = ("src", "dst", "ct_orig_src", "ct_orig_dst", "ct_repl_src", "ct_repl_dst")
+_NUM_KEYS = ("sport", "dport", "icmp_code", "mark", "rt_type", "ct_orig_sport", "ct_orig_dport",
+             "ct_repl_sport", "ct_repl_dport")
+_NAME_KEYS = ("ct_state", "family", "ct_direction")
+_VALUE_KEYS = _ADDR_KEYS + _NUM_KEYS + _NAME_KEYS + (
+    "icmp_type", "proto", "iif", "oif", "ctstate", "ct_status", "tcp_flags", "dst_type", "src_type")
+_SMALL = 4096  # up to this many single values are kept in a hash set; more in a sorted array (8 bytes each)
+_PTON, _NTOP, _AF_INET = socket.inet_pton, socket.inet_ntop, socket.AF_INET
+
+
+def _fast_ip(text):
+    """(family, int) of an address string, by the C library, or None: then ``ipaddress`` decides.
+
+    ``inet_pton`` reads an IPv4 address only as four decimal numbers 0-255 without leading zeros
+    (glibc, musl and the BSDs), which is what ``ipaddress`` reads; an IPv6 address is taken only in
+    the spelling ``inet_ntop`` gives back (nft's), so scope ids and odd spellings go to ``ipaddress``."""
+    try:
+        if ":" not in text:
+            return "ipv4", int.from_bytes(_PTON(_AF_INET, text), "big")
+        packed = _PTON(socket.AF_INET6, text)
+    except (OSError, TypeError, ValueError):
+        return None
+    if _NTOP(socket.AF_INET6, packed) != text:
+        return None
+    return "ipv6", int.from_bytes(packed, "big")
+
+
 def _parse_net(text, family_hint=None):
-    """'10.0.0.0/24' | '10.0.0.1-10.0.0.9' | '10.0.0.1' -> (family, lo, hi)."""
+    """'10.0.0.0/24' | '10.0.0.1-10.0.0.9' | '10.0.0.1' -> (family, lo, hi).  Raises ValueError."""
     if isinstance(text, list) and len(text) == 2:
         text = "%s-%s" % (text[0], text[1])
     text = str(text)
     if "-" in text and "/" not in text:
         a, b = text.split("-", 1)
+        fa, fb = _fast_ip(a.strip()), _fast_ip(b.strip())
+        if fa is not None and fb is not None:
+            return fa[0], fa[1], fb[1]
         lo, hi = ipaddress.ip_address(a.strip()), ipaddress.ip_address(b.strip())
         return ("ipv4" if lo.version == 4 else "ipv6"), int(lo), int(hi)
+    addr, slash, plen = text.strip().partition("/")
+    fast = _fast_ip(addr)
+    if fast is not None and (not slash or is_digits(plen)):
+        bits = 32 if fast[0] == "ipv4" else 128
+        length = int(plen) if slash else bits
+        if length <= bits:
+            host = (1 << (bits - length)) - 1
+            return fast[0], fast[1] & ~host, fast[1] | host
     net = ipaddress.ip_network(text.strip(), strict=False)
     return ("ipv4" if net.version == 4 else "ipv6"), int(net.network_address), int(net.broadcast_address)
 
 
 class _IntervalSet:
-    __slots__ = ("exact", "starts", "ranges")
+    """A set of ints: single values (``points``) and ``(lo, hi)`` ranges, for membership tests.
 
-    def __init__(self, pairs):
-        self.exact = set()
-        ranges = []
+    Few single values are kept in a hash set, many in a sorted array (a million IPv4 addresses take
+    8 MiB); ranges are merged into sorted disjoint intervals.  A lookup is a hash probe or a bisection,
+    O(log n).  Reversed ranges (lo > hi) hold nothing."""
+    __slots__ = ("points", "sorted_points", "starts", "ends")
+
+    def __init__(self, points=(), ranges=()):
+        self.points = self.sorted_points = None
+        if len(points) <= _SMALL:
+            self.points = frozenset(points)
+        else:
+            self.sorted_points = _int_array(sorted(set(points)))
+        starts, ends = [], []
+        for lo, hi in sorted(ranges):
+            if lo > hi:
+                continue
+            if ends and lo <= ends[-1] + 1:
+                if hi > ends[-1]:
+                    ends[-1] = hi
+            else:
+                starts.append(lo)
+                ends.append(hi)
+        self.starts, self.ends = _int_array(starts), _int_array(ends)
+
+    @classmethod
+    def of_pairs(cls, pairs):
+        points, ranges = [], []
         for lo, hi in pairs:
             if lo == hi:
-                self.exact.add(lo)
+                points.append(lo)
             else:
                 ranges.append((lo, hi))
-        ranges.sort()
-        merged = []
-        for lo, hi in ranges:
-            if merged and lo <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-            else:
-                merged.append((lo, hi))
-        self.ranges = merged
-        self.starts = [r[0] for r in merged]
+        return cls(points, ranges)
 
     def __contains__(self, v):
-        if v in self.exact:
-            return True
-        if not self.ranges:
+        if self.points is not None:
+            if v in self.points:
+                return True
+        else:
+            points = self.sorted_points
+            i = bisect.bisect_left(points, v)
+            if i < len(points) and points[i] == v:
+                return True
+        if not self.starts:
             return False
         i = bisect.bisect_right(self.starts, v) - 1
-        return i >= 0 and self.ranges[i][1] >= v
+        return i >= 0 and self.ends[i] >= v
+
+
+def _bulk_ipv4(values):
+    """The addresses of ``values`` as an array of ints when every one is a single IPv4 address (a large set
+    as nft prints it, read as ``_fast_ip`` reads one), else None: the work is done by C loops."""
+    if len(values) < _SMALL or array.array("I").itemsize != 4:
+        return None
+    try:
+        packed = list(map(_PTON, itertools.repeat(_AF_INET), values))
+    except (OSError, TypeError, ValueError):
+        return None
+    out = array.array("I")
+    out.frombytes(b"".join(packed))
+    if sys.byteorder == "little":
+        out.byteswap()
+    return out
+
+
+def _address_sets(values):
+    """VALUEs of an address key -> {family: _IntervalSet}.  Raises ValueError naming a bad value."""
+    points = {"ipv4": [], "ipv6": []}
+    ranges = {"ipv4": [], "ipv6": []}
+    bulk = _bulk_ipv4(values)
+    if bulk is not None:
+        points["ipv4"] = bulk
+    else:
+        for v in values:
+            fam, lo, hi = _parse_net(v)
+            if lo == hi:
+                points[fam].append(lo)
+            else:
+                ranges[fam].append((lo, hi))
+    return {fam: _IntervalSet(points[fam], ranges[fam]) for fam in points}
+
+
+def _int_array(values):
+    """A compact sorted sequence of ints: an unsigned 64-bit array when they fit (IPv4, ports, marks), else the list."""
+    if values and 0 <= values[0] and values[-1] < 2 ** 64:
+        return array.array("Q", values)
+    return values
+
+
+class _FirstIndex:
+    """For verdict maps: the position of the first ``(lo, hi, position)`` entry holding a value, or None.
+
+    Entries are sorted by ``lo``; when they do not overlap (nft refuses overlapping map keys) a lookup
+    is a bisection, else (a saved map with overlapping keys) the entries are tried in order."""
+    __slots__ = ("starts", "ends", "positions", "ordered")
+
+    def __init__(self, entries):
+        entries = sorted(e for e in entries if e[0] <= e[1])
+        self.ordered = None
+        if any(entries[i][0] <= entries[i - 1][1] for i in range(1, len(entries))):
+            self.ordered = sorted(entries, key=lambda e: e[2])
+        self.starts = [e[0] for e in entries]
+        self.ends = [e[1] for e in entries]
+        self.positions = [e[2] for e in entries]
+
+    def first(self, v):
+        if self.ordered is not None:
+            return next((pos for lo, hi, pos in self.ordered if lo <= v <= hi), None)
+        i = bisect.bisect_right(self.starts, v) - 1
+        return self.positions[i] if i >= 0 and self.ends[i] >= v else None
+
+
+def _proto_name(v):
+    return L4PROTO_NUMBERS.get(v, v) if isinstance(v, int) else L4PROTO_ALIASES.get(str(v).lower(), str(v).lower())
 
 
 def _value_tester(key, values):
     """Compile VALUEs for one key into a function(pkt_value, pkt) -> bool.  Raises ValueError."""
-    if key in ("src", "dst", "ct_orig_src", "ct_orig_dst", "ct_repl_src", "ct_repl_dst"):
-        per_family = {"ipv4": [], "ipv6": []}
-        for v in values:
-            fam, lo, hi = _parse_net(v)
-            per_family[fam].append((lo, hi))
-        sets = {fam: _IntervalSet(p) for fam, p in per_family.items()}
+    if key in _ADDR_KEYS:
+        if len(values) == 1:  # most rules test one address or network
+            fam, lo, hi = _parse_net(values[0])
+            return lambda v, pkt: lo <= v <= hi and pkt["family"] == fam
+        sets = _address_sets(values)
         return lambda v, pkt: v in sets[pkt["family"]]
-    if key in ("sport", "dport", "icmp_code", "mark", "rt_type", "ct_orig_sport", "ct_orig_dport",
-               "ct_repl_sport", "ct_repl_dport"):
-        iset = _IntervalSet([number_range(key, v) for v in values])
+    if key in _NUM_KEYS:
+        if len(values) == 1:
+            lo, hi = number_range(key, values[0])
+            return lambda v, pkt: lo <= v <= hi
+        iset = _IntervalSet.of_pairs([number_range(key, v) for v in values])
         return lambda v, pkt: v in iset
     if key == "icmp_type":
         v4, v6 = [], []
@@ -265,15 +396,10 @@ def _value_tester(key, values):
                     v4.append((ICMP4_TYPE_NUMBERS[name],) * 2)
                 if ICMP6_TYPE_NUMBERS.get(name) is not None:
                     v6.append((ICMP6_TYPE_NUMBERS[name],) * 2)
-        s4, s6 = _IntervalSet(v4), _IntervalSet(v6)
+        s4, s6 = _IntervalSet.of_pairs(v4), _IntervalSet.of_pairs(v6)
         return lambda v, pkt: v in (s6 if pkt["family"] == "ipv6" else s4)
     if key == "proto":
-        names = set()
-        for v in values:
-            if isinstance(v, int):
-                names.add(L4PROTO_NUMBERS.get(v, v))
-            else:
-                names.add(L4PROTO_ALIASES.get(str(v).lower(), str(v).lower()))
+        names = {_proto_name(v) for v in values}
         return lambda v, pkt: v in names
     if key in ("iif", "oif"):
         exact, prefixes = set(), []
@@ -285,7 +411,7 @@ def _value_tester(key, values):
                 exact.add(v)
         prefixes = tuple(prefixes)
         return lambda v, pkt: v in exact or (bool(prefixes) and v.startswith(prefixes))
-    if key in ("ct_state", "family", "ct_direction"):
+    if key in _NAME_KEYS:
         names = {str(v).lower() for v in values}
         return lambda v, pkt: v in names
     if key == "ctstate":  # iptables --ctstate: states, or the virtual states dnat/snat
@@ -298,6 +424,144 @@ def _value_tester(key, values):
         names = {str(v).upper() for v in values}
         return lambda v, pkt: v in names
     raise ValueError("key %r" % key)
+
+
+_NO_EXACT = object()
+
+
+def _exact(key, value):
+    """The hashable form of a VALUE that holds exactly one packet value (see ``_probe``), or ``_NO_EXACT``
+    (a range, a prefix, a wildcard, a key tested otherwise).  Raises what ``_value_tester`` raises."""
+    if key in _ADDR_KEYS:
+        fam, lo, hi = _parse_net(value)
+        return (fam, lo) if lo == hi else _NO_EXACT
+    if key in _NUM_KEYS:
+        lo, hi = number_range(key, value)
+        return lo if lo == hi else _NO_EXACT
+    if key == "proto":
+        return _proto_name(value)
+    if key in ("iif", "oif"):
+        value = str(value)
+        return _NO_EXACT if value.endswith("*") or value.endswith("+") else value
+    if key in _NAME_KEYS:
+        return str(value).lower()
+    if key in ("dst_type", "src_type"):
+        return str(value).upper()
+    if key not in _VALUE_KEYS:
+        raise ValueError("key %r" % key)
+    return _NO_EXACT
+
+
+def _probe(key, v, pkt):
+    """A packet's value in the form ``_exact`` gives the values it equals."""
+    return (pkt["family"], v) if key in _ADDR_KEYS else v
+
+
+def _concat_elements(keys, values, by_key=True):
+    """Elements of a concatenation -> ({exact tuple: position}, [(position, [tester per key]), ...]).
+
+    Elements whose every part is a single value are looked up by hash; the others (ranges, prefixes,
+    wildcards) are tested part by part.  Values are read key by key (``by_key``, a set) or element by
+    element (a verdict map), the order the first bad one is reported in."""
+    def part(k, value):
+        exact = _exact(k, value)
+        return exact if exact is not _NO_EXACT else _value_tester(k, [value])
+    if by_key:
+        columns = []
+        for i, k in enumerate(keys):
+            column = [v[i] for v in values]
+            if k not in _VALUE_KEYS:
+                raise ValueError("key %r" % k)
+            columns.append([part(k, v) for v in column])
+        rows = zip(*columns)
+    else:
+        rows = [[part(k, v[i]) for i, k in enumerate(keys)] for v in values]
+    exact, other = {}, []
+    for pos, parts in enumerate(rows):
+        if any(callable(p) for p in parts):
+            other.append((pos, [p if callable(p) else _exact_tester(k, p) for k, p in zip(keys, parts)]))
+        else:
+            exact.setdefault(tuple(parts), pos)
+    return exact, other
+
+
+def _exact_tester(key, exact):
+    return lambda v, pkt: _probe(key, v, pkt) == exact
+
+
+def _matches_parts(testers, vals, pkt):
+    for t, v in zip(testers, vals):
+        if not t(v, pkt):
+            return False
+    return True
+
+
+def _concat_tester(keys, values):
+    exact, other = _concat_elements(keys, values)
+
+    def test(vals, pkt):
+        if exact and tuple(_probe(k, v, pkt) for k, v in zip(keys, vals)) in exact:
+            return True
+        for dummy, testers in other:
+            if _matches_parts(testers, vals, pkt):
+                return True
+        return False
+    return test
+
+
+def _vmap_finder(key, items):
+    """``[[KEY VALUE, VERDICT], ...]`` of a verdict map -> (verdicts, function(packet value(s), pkt) returning
+    the position of the first entry whose key holds the packet's, or None).  Raises ValueError (TypeError,
+    ...) for an entry the model cannot read, entries read in order."""
+    verdicts = []
+
+    def keys_of():
+        for value, verdict in items:
+            verdicts.append(verdict)
+            yield value
+    values = keys_of()
+    if isinstance(key, list):
+        exact, other = _concat_elements(key, values, by_key=False)
+
+        def find(vals, pkt):
+            best = exact.get(tuple(_probe(k, v, pkt) for k, v in zip(key, vals))) if exact else None
+            for pos, testers in other:
+                if best is not None and pos > best:
+                    break
+                if _matches_parts(testers, vals, pkt):
+                    return pos
+            return best
+        return verdicts, find
+    exact, ranges, other = {}, {"ipv4": [], "ipv6": [], None: []}, []
+    for pos, value in enumerate(values):
+        if key in _ADDR_KEYS:
+            fam, lo, hi = _parse_net(value)
+            ranges[fam].append((lo, hi, pos))
+        elif key in _NUM_KEYS:
+            lo, hi = number_range(key, value)
+            ranges[None].append((lo, hi, pos))
+        else:
+            one = _exact(key, value)
+            if one is _NO_EXACT:
+                other.append((pos, _value_tester(key, [value])))
+            else:
+                exact.setdefault(one, pos)
+    index = {fam: _FirstIndex(entries) for fam, entries in ranges.items() if entries}
+
+    def find(v, pkt):
+        best = exact.get(v) if exact else None
+        found = index.get(pkt["family"] if key in _ADDR_KEYS else None)
+        if found is not None:
+            pos = found.first(v)
+            if pos is not None and (best is None or pos < best):
+                best = pos
+        for pos, tester in other:
+            if best is not None and pos > best:
+                break
+            if tester(v, pkt):
+                return pos
+        return best
+    return verdicts, find
 
 
 # conntrack's tuples, for a packet of the original direction: the original tuple is the packet as it
@@ -354,40 +618,38 @@ def _compile_values(key, match, table):
     return match["values"]
 
 
-def _concat_tester(keys, values):
-    testers = []
-    for i, k in enumerate(keys):
-        testers.append(_value_tester(k, [v[i] for v in values]))
-    # each element is tested component-wise; keep per-element testers for exactness
-    elems = [[_value_tester(k, [v[i]]) for i, k in enumerate(keys)] for v in values]
-
-    def test(vals, pkt):
-        for comp in elems:
-            for t, v in zip(comp, vals):
-                if not t(v, pkt):
-                    break
-            else:
-                return True
-        return False
-    return test
+def _compile_test(key, match, table):
+    """-> function(packet value(s), pkt) -> bool for the values or the set of a match.  Raises ValueError, ..."""
+    values = _compile_values(key, match, table)
+    if isinstance(key, list):
+        return _concat_tester(key, values)
+    return _value_tester(key, values)
 
 
-def _compile_match(match, table):
-    """-> function(pkt) returning True, False or a str (the reason it cannot be decided)."""
+def _compile_match(match, table, cache=None):
+    """-> function(pkt) returning True, False or a str (the reason it cannot be decided).
+
+    ``cache`` (a dict) keeps each named set compiled once per key, however many rules test it."""
     key = match.get("key")
     if key == "unknown":
         reason = match.get("reason") or "unknown match"
         return lambda pkt: reason
     requires = _compile_requires(match.get("requires") or {})
     negate = bool(match.get("negate"))
+    keys = tuple(key) if isinstance(key, list) else None
+    ckey = (id(table), match["set"], keys or key) if cache is not None and "set" in match else None
     try:
-        values = _compile_values(key, match, table)
-        if isinstance(key, list):
-            test = _concat_tester(key, values)
-            keys = tuple(key)
+        if ckey is None:
+            test = _compile_test(key, match, table)
         else:
-            test = _value_tester(key, values)
-            keys = None
+            if ckey not in cache:
+                try:
+                    cache[ckey] = _compile_test(key, match, table)
+                except (ValueError, TypeError, IndexError, KeyError) as exc:
+                    cache[ckey] = exc
+            test = cache[ckey]
+            if isinstance(test, Exception):
+                raise test
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         reason = "cannot model match on %s: %s" % (key, exc)
         return lambda pkt: reason
@@ -438,7 +700,7 @@ class _Rule:
     __slots__ = ("checks", "verdict", "origin", "statements", "vmap", "vmap_requires", "ports")
 
     def __init__(self, rule, table, evaluator):
-        self.checks = [_compile_match(m, table) for m in rule.get("matches") or []]
+        self.checks = [_compile_match(m, table, evaluator._sets) for m in rule.get("matches") or []]
         self.verdict = rule.get("verdict")
         self.origin = rule.get("origin") or {}
         self.statements = rule.get("statements") or []
@@ -511,10 +773,15 @@ class Evaluator:
     """Compiled form of one ruleset; evaluate many packets against it."""
 
     def __init__(self, ruleset):
+        with building():
+            self._compile(ruleset)
+
+    def _compile(self, ruleset):
         ruleset = from_dict(ruleset)
         self.warnings = list(ruleset.get("warnings") or [])
         self.chains = {}
         self.base = []
+        self._sets = {}  # named sets and maps compiled so far, while compiling
         for ti, table in enumerate(ruleset["tables"]):
             fams = _TABLE_FAMILIES.get(table["family"])
             for chain in table["chains"]:
@@ -526,6 +793,7 @@ class Evaluator:
                     self.warnings.append("%s chain %s %s %s is not walked (only ip/ip6/inet hooks are modelled)"
                                          % (chain["hook"], table["family"], table["name"], chain["name"]))
         self.base.sort(key=lambda b: (b[1], b[2]))
+        self._sets = None
         self._drop_effect_free_jumps(ruleset)
 
     def _drop_effect_free_jumps(self, ruleset):
@@ -590,20 +858,25 @@ class Evaluator:
                 entry = (table.get("sets") or {}).get(verdict["set"])
                 if entry is None or entry.get("elements") is None:
                     raise ValueError((entry or {}).get("unknown") or "map @%s is not in the listing" % verdict["set"])
-                items = entry["elements"]
-            else:
-                items = verdict["map"]
-            compiled = []
-            for value, v in items:
-                if isinstance(key, list):
-                    tester = _concat_tester(key, [value])
+                if not (isinstance(key, str) or (isinstance(key, list) and all(isinstance(k, str) for k in key))):
+                    found = _vmap_finder(key, entry["elements"])  # not cached: a key the model does not read
                 else:
-                    tester = _value_tester(key, [value])
-                compiled.append((tester, v))
+                    ckey = (id(table), "vmap", verdict["set"], tuple(key) if isinstance(key, list) else key)
+                    if ckey not in self._sets:  # a named map is compiled once, however many rules use it
+                        try:
+                            self._sets[ckey] = _vmap_finder(key, entry["elements"])
+                        except (ValueError, TypeError, IndexError, KeyError) as exc:
+                            self._sets[ckey] = exc
+                    found = self._sets[ckey]
+                    if isinstance(found, Exception):
+                        raise found
+                verdicts, find = found
+            else:
+                verdicts, find = _vmap_finder(key, verdict["map"])
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             reason = "cannot model vmap on %s: %s" % (key, exc)
             return reason, requires
-        return (key, compiled), requires
+        return (key, verdicts, find), requires
 
     # ------------------------------------------------------------- walking
 
@@ -612,7 +885,7 @@ class Evaluator:
             raise _Indeterminate(rule.vmap, rule.origin)
         if rule.vmap_requires is not None and not rule.vmap_requires(pkt):
             return None
-        key, compiled = rule.vmap
+        key, verdicts, find = rule.vmap
         keys = key if isinstance(key, list) else [key]
         vals = []
         for k in keys:
@@ -620,11 +893,8 @@ class Evaluator:
             if v is None:
                 raise _Indeterminate("the packet has no %s (a verdict map tests it)" % k, rule.origin)
             vals.append(v)
-        probe = vals if isinstance(key, list) else vals[0]
-        for tester, verdict in compiled:
-            if tester(probe, pkt):
-                return verdict
-        return None
+        pos = find(vals if isinstance(key, list) else vals[0], pkt)
+        return None if pos is None else verdicts[pos]
 
     def _run(self, chain, pkt, ctx, depth):
         if depth > MAX_DEPTH:

@@ -47,12 +47,19 @@ ICMP types.  Concatenated keys take lists of such values.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import ParseError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import is_digits
 
 MODEL_VERSION = 1
+
+# Bounds on what one ruleset may hold (docs/rule-model.md, "Limits"); readers and saved facts over them
+# are a ParseError naming the count, the limit and the source, instead of minutes of work and gigabytes.
+MAX_RULES = 200000            # rules of all chains of a ruleset; kube-proxy writes about 5 per service
+MAX_SET_ELEMENTS = 1000000    # elements of one set or verdict map, named or written in a rule
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 
@@ -167,17 +174,28 @@ def invalid_number(key, value):
     return None
 
 
-def _match_problem(match, table):
-    """The first invalid number of a match (its values, or the elements of its set), or None."""
+def _match_problem(match, table, seen=None):
+    """The first invalid number of a match (its values, or the elements of its set), or None.
+
+    ``seen`` (a dict) keeps the answer for each named set and key, so a large set tested by many
+    rules is read once."""
     key = match.get("key")
     keys = key if isinstance(key, list) else [key]
     if not any(k in NUMBER_KEYS for k in keys if isinstance(k, str)):
         return None
     if "values" in match:
-        values = match["values"]
-    else:
-        entry = (table.get("sets") or {}).get(match.get("set")) or {}
-        values = entry.get("elements") if not entry.get("map") else None
+        return _values_problem(key, keys, match["values"])
+    entry = (table.get("sets") or {}).get(match.get("set")) or {}
+    values = entry.get("elements") if not entry.get("map") else None
+    if seen is None or not isinstance(match.get("set"), str) or not all(isinstance(k, str) for k in keys):
+        return _values_problem(key, keys, values)
+    ckey = (id(table), match["set"], tuple(keys), isinstance(key, list))
+    if ckey not in seen:
+        seen[ckey] = _values_problem(key, keys, values)
+    return seen[ckey]
+
+
+def _values_problem(key, keys, values):
     for value in values if isinstance(values, list) else []:
         parts = value if isinstance(key, list) else [value]
         if not isinstance(parts, list):
@@ -194,12 +212,13 @@ def quarantine_invalid(ruleset):
     a reversed range ``80:70``) becomes an ``unknown`` match, so the evaluator answers
     ``indeterminate`` for the packets that rule could decide, and the ruleset gets a warning
     naming the rule.  Returns the ruleset."""
+    seen = {}
     for table in ruleset.get("tables") or []:
         for chain in table.get("chains") or []:
             for rule in chain.get("rules") or []:
                 origin = rule.get("origin") or {}
                 for i, match in enumerate(rule.get("matches") or []):
-                    why = _match_problem(match, table)
+                    why = _match_problem(match, table, seen)
                     if why is None:
                         continue
                     rule["matches"][i] = unknown_match("invalid match: %s" % why)
@@ -210,6 +229,37 @@ def quarantine_invalid(ruleset):
                         % (origin.get("backend") or table.get("backend"), origin.get("text"), table.get("family"),
                            table.get("name"), chain.get("name"), ref, why))
     return ruleset
+
+
+def check_rules(count, source):
+    """Raise ParseError when ``count`` rules are more than MAX_RULES."""
+    if count > MAX_RULES:
+        raise ParseError("%s rules, more than the %s a ruleset may hold (MAX_RULES)"
+                         % ("{:,}".format(count), "{:,}".format(MAX_RULES)), source=source)
+
+
+def check_elements(count, what, source):
+    """Raise ParseError when ``what`` (``set inet filter blocked``) holds more than MAX_SET_ELEMENTS."""
+    if count > MAX_SET_ELEMENTS:
+        raise ParseError("%s holds %s elements, more than the %s a set may hold (MAX_SET_ELEMENTS)"
+                         % (what, "{:,}".format(count), "{:,}".format(MAX_SET_ELEMENTS)), source=source)
+
+
+@contextlib.contextmanager
+def building():
+    """Pause Python's cyclic garbage collector while a large ruleset is read or compiled.
+
+    Those build hundreds of thousands of dicts, lists and closures without reference cycles; every
+    full collection on the way walks all of them again, which made reading and compiling 10,000
+    kube-proxy services slower per service the more there were (about twice the time in all).
+    The collector is running again afterwards (when it was), and collects what it did not."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def new_ruleset():
@@ -250,6 +300,7 @@ def _check_match(m, where):
     if "values" in m:
         if not isinstance(m["values"], list):
             _fail(where + ".values must be a list", m["values"])
+        check_elements(len(m["values"]), where + ".values", "rule model")
         for vi, value in enumerate(m["values"]):
             if isinstance(key, list):
                 if not isinstance(value, list) or len(value) != len(key):
@@ -282,6 +333,7 @@ def _check_verdict(v, where):
     if v["kind"] == "vmap":
         if "set" not in v and not isinstance(v.get("map"), list):
             _fail("%s: vmap needs map or set" % where, v)
+        check_elements(len(v.get("map") or []), where + ".verdict.map", "rule model")
         for item in v.get("map") or []:
             if not isinstance(item, list) or len(item) != 2:
                 _fail("%s: vmap entries are [value, verdict]" % where, item)
@@ -291,7 +343,8 @@ def _check_verdict(v, where):
 def from_dict(data):
     """Validate a ruleset read back from JSON (saved facts) and return it.
 
-    Raises ParseError naming the first bad part; never returns a half-valid model.
+    Raises ParseError naming the first bad part, or a count over MAX_RULES / MAX_SET_ELEMENTS;
+    never returns a half-valid model.
     """
     if not isinstance(data, dict) or "tables" not in data:
         _fail("a ruleset is a dict with a 'tables' list", type(data).__name__)
@@ -299,6 +352,7 @@ def from_dict(data):
         _fail("unsupported model version", data.get("model"))
     if not isinstance(data["tables"], list):
         _fail("'tables' must be a list", data["tables"])
+    rules = 0
     for ti, table in enumerate(data["tables"]):
         where = "tables[%d]" % ti
         if not isinstance(table, dict):
@@ -313,6 +367,7 @@ def from_dict(data):
         for sname, entry in (table.get("sets") or {}).items():
             if not isinstance(entry, dict) or not isinstance(entry.get("elements", []), (list, type(None))):
                 _fail("%s.sets.%s must be a dict whose elements are a list" % (where, sname), entry)
+            check_elements(len(entry.get("elements") or []), "%s.sets.%s" % (where, sname), "rule model")
         for ci, chain in enumerate(table["chains"]):
             cwhere = "%s.chains[%d]" % (where, ci)
             if not isinstance(chain, dict) or not isinstance(chain.get("name"), str):
@@ -325,6 +380,9 @@ def from_dict(data):
                 _fail(cwhere + ".policy", chain.get("policy"))
             if not isinstance(chain.get("rules"), list):
                 _fail(cwhere + ".rules must be a list", chain.get("rules"))
+            rules += len(chain["rules"])
+            if rules > MAX_RULES:
+                check_rules(_count_rules(data), "rule model")
             for ri, rule in enumerate(chain["rules"]):
                 rwhere = "%s.rules[%d]" % (cwhere, ri)
                 if not isinstance(rule, dict) or not isinstance(rule.get("matches"), list):
@@ -340,6 +398,13 @@ def from_dict(data):
     data.setdefault("warnings", [])
     data.setdefault("model", MODEL_VERSION)
     return data
+
+
+def _count_rules(data):
+    """The rules of a ruleset that may not be valid yet (parts of the wrong type count none)."""
+    return sum(len(chain["rules"]) for table in data["tables"] if isinstance(table, dict)
+               and isinstance(table.get("chains"), list)
+               for chain in table["chains"] if isinstance(chain, dict) and isinstance(chain.get("rules"), list))
 
 
 def iter_rules(ruleset):

@@ -25,8 +25,8 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
     BackendUnavailable, MissingDependency, ParseError,
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.model import (
-    L4PROTO_NUMBERS, NFT_PRIORITIES, NUMBER_KEYS, PORT_PROTOS, from_dict, new_ruleset, quarantine_invalid,
-    unknown_match,
+    L4PROTO_NUMBERS, NFT_PRIORITIES, NUMBER_KEYS, PORT_PROTOS, building, check_elements, check_rules, from_dict,
+    new_ruleset, quarantine_invalid, unknown_match,
 )
 
 BACKEND = "nftables"
@@ -211,10 +211,19 @@ def _values(right, key):
         items = right["set"]
         if not isinstance(items, list):
             items = [items]
+        _check_anonymous(items)
         return "values", [_element(v, key) for v in items]
     if isinstance(right, list):  # flag lists: ct state { established, related }
         return "values", [_scalar(v, key) for v in right]
     return "values", [_element(right, key)]
+
+
+def _check_anonymous(items):
+    """Raise _Malformed when a set or map written in a rule holds more than MAX_SET_ELEMENTS."""
+    try:
+        check_elements(len(items), "an anonymous set", None)
+    except ParseError as exc:
+        raise _Malformed(str(exc))
 
 
 def _element(value, key):
@@ -330,6 +339,7 @@ def _vmap(arg):
             items = data.get("set") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise _Unknown("vmap data %s" % _render(data))
+            _check_anonymous(items)
             entries = []
             for item in items:
                 if not isinstance(item, list) or len(item) != 2:
@@ -527,12 +537,14 @@ def _set_entry(obj, kind):
     flags = obj.get("flags") or []
     entry = {"name": name, "keys": keys, "flags": [flags] if isinstance(flags, str) else list(flags),
              "map": obj.get("map") if kind == "map" else None, "elements": []}
+    what = "%s %s of table %s %s" % (kind, name, obj["family"], obj["table"])
     if kind == "map" and obj.get("map") != "verdict":
+        check_elements(len(obj.get("elem") or []), what, None)
         _check_elements(obj.get("elem") or [], True)
         entry["elements"] = None
         entry["unknown"] = "data map %s (only verdict maps are modelled)" % name
         return entry
-    _add_elements(entry, obj.get("elem") or [])
+    _add_elements(entry, obj.get("elem") or [], what)
     return entry
 
 
@@ -543,24 +555,25 @@ def _check_elements(elems, is_map):
             raise _Malformed('element %d of "elem" is %s, expected a [key, value] pair' % (n + 1, _describe(item)))
 
 
-def _add_elements(entry, elems):
+def _add_elements(entry, elems, what):
     """Convert ``elems`` (a list) into ``entry``'s elements; values the model cannot express
-    make the whole set unknown (its rules become indeterminate)."""
+    make the whole set unknown (its rules become indeterminate).  ParseError when the set (``what``)
+    would hold more than MAX_SET_ELEMENTS."""
     is_vmap = entry.get("map") == "verdict"
+    check_elements(len(entry.get("elements") or []) + len(elems), what, None)
     _check_elements(elems, entry.get("map") is not None)
     if entry.get("elements") is None:
         return  # already unknown
     converted = []
     # the key of a set is what the matching rule's left side says; elements are stored raw-converted
     try:
-        for item in elems:
-            if is_vmap:
-                verdict = _verdict_of(item[1])
-                if verdict is None:
-                    raise _Unknown("map verdict %s" % _render(item[1]))
-                converted.append([_set_value(item[0]), verdict])
-            else:
-                converted.append(_set_value(item))
+        if not is_vmap:  # most elements are plain strings or numbers, kept as they are
+            converted = [item if type(item) in (str, int) else _set_value(item) for item in elems]
+        for item in elems if is_vmap else ():
+            verdict = _verdict_of(item[1])
+            if verdict is None:
+                raise _Unknown("map verdict %s" % _render(item[1]))
+            converted.append([_set_value(item[0]), verdict])
     except (_Unknown, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         entry["elements"] = None
         entry["unknown"] = "cannot model elements of set %s: %s" % (entry["name"], exc)
@@ -599,9 +612,15 @@ def parse_nft_json(data, text=None, source="nft -j list ruleset"):
 
     Raises ParseError for input that is not an nftables JSON listing, and for objects of the
     wrong shape: the message names the object (``rule 3 of chain "input" ...``), the field
-    and the value found.  Well-formed expressions the model does not know are not errors:
+    and the value found; also for more than MAX_RULES rules or a set of more than
+    MAX_SET_ELEMENTS elements.  Well-formed expressions the model does not know are not errors:
     they become ``unknown`` matches/verdicts (the evaluator answers ``indeterminate``).
     """
+    with building():
+        return _parse_nft_json(data, text, source)
+
+
+def _parse_nft_json(data, text, source):
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data)
@@ -612,6 +631,7 @@ def parse_nft_json(data, text=None, source="nft -j list ruleset"):
     _check_depth(data, source)
     if not isinstance(data, dict) or not isinstance(data.get("nftables"), list):
         raise ParseError("not an nftables JSON listing (no 'nftables' list)", source=source)
+    check_rules(sum(1 for obj in data["nftables"] if isinstance(obj, dict) and "rule" in obj), source)
     texts = texts_from_listing(text) if text else {}
     ruleset = new_ruleset()
     tables, chains, rule_numbers = {}, {}, {}
@@ -680,7 +700,8 @@ def _parse_object(kind, body, where, ruleset, tables, chains, texts):
         if entry is None:
             raise _Malformed("%s refers to unknown set %s" % (where, body["name"]))
         try:
-            _add_elements(entry, body["elem"])
+            _add_elements(entry, body["elem"], "%s %s of table %s %s" % (
+                "map" if entry.get("map") else "set", body["name"], tkey[0], tkey[1]))
         except _Malformed as exc:
             raise _Malformed("%s: %s" % (where, exc))
     elif kind == "rule":
