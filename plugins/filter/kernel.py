@@ -10,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.kernel_plan import kernel_trace_plan as _plan
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.plan import check_plan
 
 _KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall", "reachability_probe",
          "reachability_traces")
@@ -25,11 +26,13 @@ def kernel_trace_plan(plan, hostvars, limit=64):
                                  % type(hostvars).__name__)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise AnsibleFilterError("kernel_trace_plan: limit must be a positive integer, got %r" % (limit,))
-    hv = {}
-    for h in set(plan.get("gather") or []) | set(plan.get("sources") or []):
-        if h in hostvars:
-            hv[h] = {k: plain(hostvars[h][k]) for k in _KEYS if k in hostvars[h]}
     try:
+        check_plan(plan)
+        hv = {}
+        for h in set(plan["gather"]) | set(plan["sources"]):
+            if h in hostvars:
+                found = hostvars[h]
+                hv[h] = {k: plain(found[k]) for k in _KEYS if k in found} if isinstance(found, Mapping) else plain(found)
         return _plan(plan, hv, limit)
     except NetdiagError as exc:
         raise AnsibleFilterError("kernel_trace_plan: %s" % exc)

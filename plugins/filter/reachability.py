@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import NetdiagError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError, NetdiagError
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain import run as explain_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import evidence as evidence_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
@@ -70,60 +70,20 @@ def _items(value, path, types=dict, optional=True):
         yield i, item
 
 
-def _gathered(result):
-    """A registered module result worth checking inside (not skipped, not failed)."""
-    return isinstance(result, dict) and not result.get("failed") and not result.get("skipped")
-
-
 def _check_plan(plan):
-    _need(plan, dict, "plan")
-    for key in ("flows", "gather", "sources"):
-        if key not in plan:
-            raise _Shape("plan has no %r (pass the result of the flow_plan filter)" % key)
-    for i, flow in _items(plan["flows"], "plan.flows", optional=False):
-        where = "plan.flows[%d]" % i
-        for key, types in (("source", str), ("address", str), ("port", int), ("protocol", str)):
-            if key not in flow:
-                raise _Shape("%s has no %r" % (where, key))
-            _need(flow[key], types, "%s.%s" % (where, key))
-        _need(flow.get("destination"), str, where + ".destination", optional=True)
-    for key in ("gather", "sources"):
-        for dummy in _items(plan[key], "plan." + key, str, optional=False):
-            pass
+    """The plan's shape (plan_lib.check_plan, the one check of a plan), as a filter input error."""
+    try:
+        plan_lib.check_plan(plan)
+    except InputError as exc:
+        raise _Shape(str(exc))
 
 
 def _check_hostvars(hostvars, hosts):
-    """The variables the gather stage registered, for each host the plan names."""
-    for host in sorted(hosts):
-        hv = hostvars.get(host)
-        if hv is None:
-            continue
-        where = "hostvars[%r]" % host
-        _need(hv.get("ansible_host"), str, where + ".ansible_host", optional=True)
-        af = _need(hv.get("ansible_facts"), dict, where + ".ansible_facts", optional=True) or {}
-        for dummy, name in _items(af.get("interfaces"), where + ".ansible_facts.interfaces", str):
-            data = _need(af.get(name.replace("-", "_")), dict, "%s.ansible_facts.%s" % (where, name), optional=True) or {}
-            _need(data.get("ipv4"), dict, "%s.ansible_facts.%s.ipv4" % (where, name), optional=True)
-            _need(data.get("ipv6"), list, "%s.ansible_facts.%s.ipv6" % (where, name), optional=True)
-        for key in ("default_ipv4", "default_ipv6"):
-            _need(af.get(key), dict, "%s.ansible_facts.%s" % (where, key), optional=True)
-        for key in ("all_ipv4_addresses", "all_ipv6_addresses"):
-            _need(af.get(key), list, "%s.ansible_facts.%s" % (where, key), optional=True)
-        lst = _need(hv.get("reachability_listeners"), dict, where + ".reachability_listeners", optional=True)
-        if _gathered(lst):
-            for dummy in _items(lst.get("listeners"), where + ".reachability_listeners.listeners"):
-                pass
-            _need(lst.get("sysctls"), dict, where + ".reachability_listeners.sysctls", optional=True)
-        fw = _need(hv.get("reachability_firewall"), dict, where + ".reachability_firewall", optional=True)
-        if _gathered(fw):
-            _need(fw.get("ruleset"), dict, where + ".reachability_firewall.ruleset", optional=True)
-        probe = _need(hv.get("reachability_probe"), dict, where + ".reachability_probe", optional=True)
-        if _gathered(probe):
-            for dummy in _items(probe.get("results"), where + ".reachability_probe.results"):
-                pass
-        traces = _need(hv.get("reachability_traces"), dict, where + ".reachability_traces", optional=True)
-        for i, trace in _items((traces or {}).get("results"), where + ".reachability_traces.results"):
-            _need(trace.get("item"), dict, "%s.reachability_traces.results[%d].item" % (where, i), optional=True)
+    """The variables the gather stage registered, for each host the plan names (plan_lib.check_hostvars)."""
+    try:
+        plan_lib.check_hostvars(hostvars, hosts)
+    except InputError as exc:
+        raise _Shape(str(exc))
 
 
 def _check_cloud(cloud):
@@ -194,7 +154,7 @@ def flow_plan(flows, groups, hostvars, max_flows=plan_lib.DEFAULT_MAX_FLOWS):
 
 @_wrap
 def trace_targets(probe_result, limit=30):
-    return plan_lib.trace_targets(None, plain(probe_result), limit=int(limit))
+    return plan_lib.trace_targets(None, plain(probe_result), limit=plain(limit))  # the library reads it (ASCII digits only)
 
 
 @_wrap

@@ -6,6 +6,7 @@ again while it runs (:func:`kernel_trace_plan`), from the plan and what gather a
 
 from __future__ import annotations
 
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_number
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.kernel_trace import MAX_PACKETS
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain.evidence import observed, route_path
@@ -18,7 +19,12 @@ def kernel_trace_plan(plan, hostvars, limit=64):
     A flow is traced when its probe did not reach an open port and a packet left the source (not
     refused by the source's own stack), over TCP or UDP; it is traced on its destination when that
     is a gathered host, and on every gathered host its path crosses (the hosts the trace answered
-    from and those the hosts' own routes lead through)."""
+    from and those the hosts' own routes lead through).  At most ``limit`` flows (a positive integer);
+    a plan or hostvars of the wrong shape is an InputError naming where."""
+    plan_lib.check_plan(plan)
+    hosts_read = set(plan["gather"]) | set(plan["sources"])
+    plan_lib.check_hostvars(hostvars, hosts_read)
+    limit = parse_number(limit, "limit", 1, 10 ** 6)
     flows, hosts = plan_lib.assemble(plan, hostvars)
     index = HostIndex(hosts)
     gathered = set(plan.get("gather") or [])

@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import format_port_spec, parse_port_spec
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import (
+    format_port_spec, parse_number, parse_port_spec,
+)
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.addresses import address_or_network as _address_or_network
 
@@ -142,6 +144,7 @@ def normalize_rules(rules, hosts=None):
         return []
     if not isinstance(rules, list):
         raise InputError("open_ports_rules must be a list of rules, got %r" % (rules,))
+    hosts = _names(hosts, "the inventory hosts") if hosts is not None else None
     return [normalize_rule(rule, i, hosts) for i, rule in enumerate(rules)]
 
 
@@ -155,7 +158,7 @@ def rules_for_host(rules, host, hosts=None):
 def _flow_name(flow):
     return "%s -> %s%s %s/%s" % (flow.get("source") or flow.get("source_address") or "?",
                                  flow.get("destination") or flow.get("address"),
-                                 " (%s)" % flow["address"] if flow.get("destination") else "",
+                                 " (%s)" % flow.get("address") if flow.get("destination") else "",
                                  flow.get("port"), flow.get("protocol"))
 
 
@@ -168,6 +171,43 @@ def check_report(report, source="the report"):
         raise InputError("%s has report version %r; this role reads version 1" % (source, report.get("version")))
     if not isinstance(report.get("flows"), list):
         raise InputError("%s has no list of flows" % source)
+    for i, flow in enumerate(report["flows"]):
+        _check_flow(flow, "%s: flows[%d]" % (source, i))
+
+
+def _need(value, types, where):
+    """``value`` (at ``where``) is None or one of ``types`` (bool is not an int); else InputError naming both."""
+    if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+        return value
+    text = repr(value)
+    raise InputError("%s must be %s, got %s %s" % (where, " or ".join(_TYPE_NAMES[t] for t in types), type(value).__name__,
+                                                   text if len(text) <= 60 else text[:57] + "..."))
+
+
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer"}
+
+
+def _check_flow(flow, where):
+    """One flow of a report, as far as planning reads it."""
+    if not isinstance(flow, dict):
+        raise InputError("%s must be a dict, got %r" % (where, flow))
+    for key in ("cause", "source", "destination", "address", "source_address"):
+        _need(flow.get(key), (str,), "%s.%s" % (where, key))
+    fix = _need(flow.get("fix") or None, (dict,), where + ".fix") or {}
+    for i, command in enumerate(_need(fix.get("commands"), (list,), where + ".fix.commands") or []):
+        _need(command, (dict,), "%s.fix.commands[%d]" % (where, i))
+    spec = _need(fix.get("open_ports") or None, (dict,), where + ".fix.open_ports") or {}
+    for key in ("host", "backend", "zone", "source", "family", "table", "chain"):
+        _need(spec.get(key), (str,), "%s.fix.open_ports.%s" % (where, key))
+    for key in ("ports", "rich_rules"):
+        _need(spec.get(key), (list,), "%s.fix.open_ports.%s" % (where, key))
+    for i, one in enumerate(_need(fix.get("cloud"), (list,), where + ".fix.cloud") or []):
+        rule = _need(one.get("rule"), (dict,), "%s.fix.cloud[%d].rule" % (where, i)) if isinstance(one, dict) else None
+        try:
+            if rule and rule.get("rule_number"):
+                parse_number(rule["rule_number"], "rule_number", 1, 32766)
+        except InputError as exc:
+            raise InputError("%s.fix.cloud[%d].rule: %s" % (where, i, exc))
 
 
 def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, source="the report", limit=None, routers=False):
@@ -180,10 +220,12 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
     forward-path fixes of managed routers (nftables/iptables, with ``forward_to``); else they are manual.
     """
     check_report(report, source)
-    play_hosts = list(play_hosts or [])
+    play_hosts = _names(play_hosts, "play_hosts")
     if limit:
-        play_hosts = [h for h in play_hosts if h in limit["hosts"]]
-    inventory_hosts = list(inventory_hosts or play_hosts)
+        if not isinstance(limit, dict) or not isinstance(limit.get("pattern"), str):
+            raise InputError("limit must be a dict {pattern, hosts}, got %r" % (limit,))
+        play_hosts = [h for h in play_hosts if h in _names(limit.get("hosts"), "limit.hosts")]
+    inventory_hosts = _names(inventory_hosts, "inventory_hosts") or play_hosts
     merged = {}
     manual = []
     cloud = []
@@ -255,6 +297,15 @@ def plan_from_report(report, play_hosts, inventory_hosts=None, verify=True, sour
     return {"rules": rules, "cloud": cloud, "hosts": hosts, "manual": manual, "ok": ok}
 
 
+def _names(value, what):
+    """A list of host names (None: none); else InputError naming ``what``."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InputError("%s must be a list of host names, got %r" % (what, value))
+    return list(value)
+
+
 def _cloud_action(flow, fix, why):
     return {"flow": _flow_name(flow), "cause": flow.get("cause"), "host": flow.get("destination"),
             "summary": fix.get("summary"), "commands": [c.get("command") for c in fix.get("commands") or []], "why": why}
@@ -321,7 +372,7 @@ def _limit(pattern, hosts):
         return None
     if isinstance(pattern, list):
         pattern = ",".join(str(p) for p in pattern)
-    return {"pattern": str(pattern), "hosts": list(hosts or [])}
+    return {"pattern": str(pattern), "hosts": _names(hosts, "the hosts of --limit")}
 
 
 def plan_run(report=None, rules=None, inventory_hosts=(), hosts=None, limit_pattern=None, limit_hosts=None,
@@ -336,8 +387,8 @@ def plan_run(report=None, rules=None, inventory_hosts=(), hosts=None, limit_patt
     host).  Returns the :func:`plan_from_report` dict plus ``nothing`` (a sentence when nothing is to be
     changed, else ``None``).
     """
-    inventory = list(inventory_hosts or [])
-    allowed = list(hosts or []) or inventory
+    inventory = _names(inventory_hosts or None, "the inventory hosts")
+    allowed = _names(hosts or None, "open_ports_hosts") or inventory
     for name in allowed:
         if name not in inventory:
             raise InputError("open_ports_hosts: %r is not a host of the inventory" % (name,))

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_port_spec
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_number, parse_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import PROBE_PROTOCOLS
 
 EXPECT = ("open", "closed")
@@ -27,6 +27,38 @@ def _as_list(value, what):
     if isinstance(value, (list, tuple)):
         return list(value)
     raise InputError("flow %s must be a name or a list, got %r" % (what, value))
+
+
+def _kind(value):
+    text = repr(value)
+    return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:57] + "...")
+
+
+def _need(value, types, where, optional=False):
+    """``value`` (found at ``where``) is one of ``types`` (bool is not an int); else InputError naming both."""
+    if optional and value is None:
+        return value
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise InputError("%s must be %s, got %s" % (where, " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types),
+                                                    _kind(value)))
+    return value
+
+
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer", bool: "a boolean"}
+
+
+def _dicts(value, where, optional=True):
+    """The dicts of the list at ``where`` ([] when it is absent and ``optional``)."""
+    for i, item in enumerate(_need(value, list, where, optional) or []):
+        yield i, _need(item, dict, "%s[%d]" % (where, i))
+
+
+def _check_groups(groups):
+    _need(groups, dict, "groups")
+    for name, members in groups.items():
+        for i, member in enumerate(_need(members, list, "groups[%r]" % (name,))):
+            _need(member, str, "groups[%r][%d]" % (name, i))
 
 
 def _is_address(text):
@@ -60,7 +92,7 @@ def _resolve_hosts(names, groups, what, allow_addresses=False):
 def host_address(hostvars, host):
     """The address flows to ``host`` go to: its ``ansible_host`` (or its name), resolved on the
     controller when it is a name, IPv4 first (as ssh would usually connect)."""
-    hv = hostvars.get(host) or {}
+    hv = _need(hostvars.get(host), dict, "hostvars[%r]" % (host,), optional=True) or {}
     name = str(hv.get("ansible_host") or host)
     if _is_address(name):
         return name
@@ -87,8 +119,12 @@ def make_plan(flows, groups, hostvars, max_flows=DEFAULT_MAX_FLOWS):
     """Expand flows; returns ``{flows, probes: {source: [target...]}, gather: [hosts], sources: [hosts]}``.
 
     ``groups`` is Ansible's ``groups`` (must include ``all``); ``hostvars`` maps host -> vars
-    (only ``ansible_host`` is read).  A flow is ``{from, to, ports, expect}``.
+    (only ``ansible_host`` is read).  A flow is ``{from, to, ports, expect}``.  Input of the wrong shape
+    is an InputError naming where it is.
     """
+    _check_groups(groups)
+    _need(hostvars, dict, "hostvars")
+    max_flows = parse_number(max_flows, "max_flows", 1, 10 ** 9)
     if not isinstance(flows, list) or not flows:
         raise InputError("reachability_flows must be a non-empty list of {from, to, ports, expect}")
     out_flows, seen = [], set()
@@ -152,7 +188,8 @@ def _compact(ports):
 def _host_by_address(hostvars, groups, address):
     """The inventory host whose ansible_host is ``address`` (names are not resolved for this)."""
     for h in groups.get("all", []):
-        if str((hostvars.get(h) or {}).get("ansible_host") or h) == address:
+        hv = _need(hostvars.get(h), dict, "hostvars[%r]" % (h,), optional=True) or {}
+        if str(hv.get("ansible_host") or h) == address:
             return h
     return None
 
@@ -190,11 +227,11 @@ def host_facts(hv):
         data = af.get(name.replace("-", "_")) or {}
         v4 = data.get("ipv4") or {}
         if v4.get("address") and name != "lo":
-            ifaces.append({"name": name, "address": v4["address"], "prefix": int(v4.get("prefix") or 32),
+            ifaces.append({"name": name, "address": v4["address"], "prefix": _prefix(v4.get("prefix"), 32, name, v4["address"]),
                            "default": name == default_if})
         for v6 in data.get("ipv6") or []:
             if isinstance(v6, dict) and v6.get("address") and v6.get("scope", "global") == "global" and name != "lo":
-                ifaces.append({"name": name, "address": v6["address"], "prefix": int(v6.get("prefix") or 128),
+                ifaces.append({"name": name, "address": v6["address"], "prefix": _prefix(v6.get("prefix"), 128, name, v6["address"]),
                                "default": name == default_if6})
     if ifaces:
         facts["interfaces"] = ifaces
@@ -203,6 +240,11 @@ def host_facts(hv):
     _add_ansible_host(hv, addrs)
     facts["addresses"] = addrs
     return facts
+
+
+def _prefix(value, default, interface, address):
+    """An interface address's prefix length (an int or ASCII digits, as setup gives it), else InputError."""
+    return parse_number(value or default, "prefix of %s address %s" % (interface, address), 0, 128)
 
 
 def _add_ansible_host(hv, addrs):
@@ -235,10 +277,10 @@ def _gathered_addresses(entries, routes):
             continue
         if family == "ipv4" and name not in primary and not a.get("secondary"):
             primary.add(name)
-            ifaces.append({"name": name, "address": address, "prefix": int(a.get("prefix") or 32),
+            ifaces.append({"name": name, "address": address, "prefix": _prefix(a.get("prefix"), 32, name, address),
                            "default": name == default.get("ipv4")})
         elif family == "ipv6" and a.get("scope", "global") == "global":
-            ifaces.append({"name": name, "address": address, "prefix": int(a.get("prefix") or 128),
+            ifaces.append({"name": name, "address": address, "prefix": _prefix(a.get("prefix"), 128, name, address),
                            "default": name == default.get("ipv6")})
     out = {"addresses": [a for a in addrs if ":" not in a] + [a for a in addrs if ":" in a]}  # IPv4 first, as setup
     if ifaces:
@@ -299,6 +341,115 @@ def _version(address):
         return None
 
 
+def check_plan(plan):
+    """Raise InputError naming the first part of ``plan`` (make_plan's result) of the wrong shape (a flow's
+    port out of 0-65535 included).  The one check of a plan: every filter that takes one runs it first."""
+    _need(plan, dict, "plan")
+    for key in ("flows", "gather", "sources"):
+        if key not in plan:
+            raise InputError("plan has no %r (pass the result of the flow_plan filter)" % key)
+    for i, flow in _dicts(plan["flows"], "plan.flows", optional=False):
+        where = "plan.flows[%d]" % i
+        for key, types in (("source", str), ("address", str), ("port", int), ("protocol", str)):
+            if key not in flow:
+                raise InputError("%s has no %r" % (where, key))
+            _need(flow[key], types, "%s.%s" % (where, key))
+        parse_number(flow["port"], where + ".port", 0, 65535)
+        _need(flow.get("destination"), str, where + ".destination", optional=True)
+    for key in ("gather", "sources"):
+        for i, host in enumerate(_need(plan[key], list, "plan." + key)):
+            _need(host, str, "plan.%s[%d]" % (key, i))
+
+
+_ROUTE_FIELDS = (("dst", str), ("gateway", str), ("dev", str), ("type", str), ("family", str), ("metric", int))
+_ADDRESS_FIELDS = (("interface", str), ("family", str), ("address", str), ("scope", str))
+
+
+def _check_fields(item, fields, where):
+    for key, types in fields:
+        _need(item.get(key), types, "%s.%s" % (where, key), optional=True)
+
+
+def _check_prefix(item, where):
+    if item.get("prefix") not in (None, ""):
+        parse_number(item["prefix"], where + ".prefix", 0, 128)
+
+
+def _check_ansible_facts(af, where):
+    for i, name in enumerate(_need(af.get("interfaces"), list, where + ".interfaces", optional=True) or []):
+        _need(name, str, "%s.interfaces[%d]" % (where, i))
+        data = _need(af.get(name.replace("-", "_")), dict, "%s.%s" % (where, name), optional=True) or {}
+        v4 = _need(data.get("ipv4"), dict, "%s.%s.ipv4" % (where, name), optional=True) or {}
+        _check_fields(v4, (("address", str),), "%s.%s.ipv4" % (where, name))
+        _check_prefix(v4, "%s.%s.ipv4" % (where, name))
+        for j, v6 in enumerate(_need(data.get("ipv6"), list, "%s.%s.ipv6" % (where, name), optional=True) or []):
+            if isinstance(v6, dict):
+                _check_fields(v6, (("address", str), ("scope", str)), "%s.%s.ipv6[%d]" % (where, name, j))
+                _check_prefix(v6, "%s.%s.ipv6[%d]" % (where, name, j))
+    for key in ("default_ipv4", "default_ipv6"):
+        _check_fields(_need(af.get(key), dict, "%s.%s" % (where, key), optional=True) or {}, (("interface", str),),
+                      "%s.%s" % (where, key))
+    for key in ("all_ipv4_addresses", "all_ipv6_addresses"):
+        for i, address in enumerate(_need(af.get(key), list, "%s.%s" % (where, key), optional=True) or []):
+            _need(address, str, "%s.%s[%d]" % (where, key, i))
+
+
+def _gathered_result(hv, key, where):
+    """A registered result of the gather stage (also from a fact cache), when it is there and succeeded."""
+    res = _need(hv.get(key), dict, "%s.%s" % (where, key), optional=True)
+    res = res or _need((hv.get("ansible_facts") or {}).get(key), dict, "%s.ansible_facts.%s" % (where, key), optional=True)
+    return res if res and not res.get("failed") and not res.get("skipped") else None
+
+
+def check_hostvars(hostvars, hosts):
+    """Raise InputError naming the first variable of ``hosts`` the planners read that has the wrong
+    shape (``hostvars['web'].reachability_listeners.routes[2].metric must be an integer, got str 'x'``).
+
+    The one check of the gathered variables: :func:`assemble`'s callers (the explain and evidence filters,
+    the kernel trace plan) run it first."""
+    _need(hostvars, dict, "hostvars")
+    for host in sorted(h for h in hosts if h in hostvars):
+        where = "hostvars[%r]" % (host,)
+        hv = _need(hostvars[host], dict, where)
+        _need(hv.get("ansible_host"), str, where + ".ansible_host", optional=True)
+        _check_ansible_facts(_need(hv.get("ansible_facts"), dict, where + ".ansible_facts", optional=True) or {},
+                             where + ".ansible_facts")
+        lst = _gathered_result(hv, "reachability_listeners", where)
+        if lst:
+            lwhere = where + ".reachability_listeners"
+            for dummy in _dicts(lst.get("listeners"), lwhere + ".listeners"):
+                pass
+            _need(lst.get("sysctls"), dict, lwhere + ".sysctls", optional=True)
+            for i, route in _dicts(lst.get("routes"), lwhere + ".routes"):
+                _check_fields(route, _ROUTE_FIELDS, "%s.routes[%d]" % (lwhere, i))
+            for i, entry in _dicts(lst.get("interface_addresses"), lwhere + ".interface_addresses"):
+                _check_fields(entry, _ADDRESS_FIELDS, "%s.interface_addresses[%d]" % (lwhere, i))
+                _check_prefix(entry, "%s.interface_addresses[%d]" % (lwhere, i))
+        fw = _gathered_result(hv, "reachability_firewall", where)
+        if fw:
+            _need(fw.get("ruleset"), dict, where + ".reachability_firewall.ruleset", optional=True)
+            for i, address in enumerate(_need(fw.get("local_addresses"), list, where + ".reachability_firewall.local_addresses",
+                                              optional=True) or []):
+                _need(address, str, "%s.reachability_firewall.local_addresses[%d]" % (where, i))
+        for key in ("reachability_kernel_trace_start", "reachability_kernel_trace_result"):
+            _need(hv.get(key), dict, "%s.%s" % (where, key), optional=True)
+        probe = _need(hv.get("reachability_probe"), dict, where + ".reachability_probe", optional=True) or {}
+        for i, r in _dicts(probe.get("results"), where + ".reachability_probe.results"):
+            rwhere = "%s.reachability_probe.results[%d]" % (where, i)
+            _check_fields(r, (("address", str), ("protocol", str), ("port", int)), rwhere)
+            _need(r.get("reply"), dict, rwhere + ".reply", optional=True)
+        traces = _need(hv.get("reachability_traces"), dict, where + ".reachability_traces", optional=True) or {}
+        for i, t in _dicts(traces.get("results"), where + ".reachability_traces.results"):
+            twhere = "%s.reachability_traces.results[%d]" % (where, i)
+            item = _need(t.get("item"), dict, twhere + ".item", optional=True)
+            if not t.get("verdict"):
+                continue   # skipped loop items and failed traces are not read further
+            _check_fields((item or {}) if "item" in t else t, (("address", str), ("target", str), ("protocol", str), ("port", int)),
+                          twhere + (".item" if "item" in t else ""))
+            for j, hop in _dicts(t.get("hops"), twhere + ".hops"):
+                _check_fields(hop, (("address", str),), "%s.hops[%d]" % (twhere, j))
+
+
 def assemble(plan, hostvars, cloud=None):
     """Plan + gathered hostvars (+ security_group_info results) -> (flows with probe/trace/cloud
     evidence, hosts facts) for explain()."""
@@ -348,7 +499,8 @@ def _traces(src, registered):
         else:
             where = t
             address = t.get("target") or t.get("address")
-        out[(src, address, int(where.get("port") or 0), where.get("protocol"))] = t
+        port = parse_number(where.get("port") or 0, "port of %s's trace to %s" % (src, address), 0, 65535)
+        out[(src, address, port, where.get("protocol"))] = t
     return out
 
 
@@ -420,7 +572,8 @@ def cloud_verdicts(results):
             if not isinstance(v, dict):
                 continue
             pkt = v.get("packet") or {}
-            key = (pkt.get("src"), pkt.get("dst"), int(pkt.get("dport") or 0), pkt.get("proto"))
+            key = (pkt.get("src"), pkt.get("dst"), parse_number(pkt.get("dport") or 0, "dport of a cloud verdict", 0, 65535),
+                   pkt.get("proto"))
             verdicts.setdefault(key, []).append(v)
     return verdicts, errors
 
@@ -438,9 +591,21 @@ def _answered_by_destination(result):
 def trace_targets(plan, probe_result, limit=30):
     """The flows of one source worth a trace: not open, one per (address, port, protocol), and
     not answered by the destination itself (a reset or an ICMP error from the destination shows
-    the packet got there: the path is not in question and a trace would only cost time)."""
+    the packet got there: the path is not in question and a trace would only cost time).  At most
+    ``limit`` (an integer, 0 for none); a probe result of the wrong shape is an InputError naming the key."""
+    limit = parse_number(limit, "limit", 0, 10 ** 6)
+    result = _need(probe_result, dict, "probe_result", optional=True) or {}
+    results = list(_dicts(result.get("results"), "probe_result.results"))
+    for i, r in results:
+        where = "probe_result.results[%d]" % i
+        _need(r.get("address"), str, where + ".address", optional=True)
+        _need(r.get("protocol"), str, where + ".protocol", optional=True)
+        _need(r.get("port"), int, where + ".port", optional=True)
+        _need(r.get("reply"), dict, where + ".reply", optional=True)
     out, seen = [], set()
-    for r in (probe_result or {}).get("results") or []:
+    for dummy, r in results:
+        if len(out) >= limit:
+            break
         if r.get("state") == "open" or _answered_by_destination(r):
             continue
         key = (r.get("address"), r.get("port"), r.get("protocol"))
@@ -449,6 +614,4 @@ def trace_targets(plan, probe_result, limit=30):
         seen.add(key)
         out.append({"address": r.get("address"), "port": r.get("port") if r.get("protocol") != "icmp" else None,
                     "protocol": r.get("protocol")})
-        if len(out) >= limit:
-            break
     return out
