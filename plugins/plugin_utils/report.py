@@ -383,11 +383,16 @@ def _groups(flows):
     out = []
     for cause in sorted(by_cause, key=lambda c: (-len(by_cause[c]), c)):
         idx = by_cause[cause]
-        cmds = []
+        cmds, seen = [], set()
         for i in idx:
             for c in (flows[i].get("fix") or {}).get("commands") or []:
                 key = (c.get("host") or "?", c.get("command"))
-                if key not in cmds:
+                try:
+                    new = key not in seen
+                    seen.add(key)
+                except TypeError:   # a command that is no string, in a report made by hand
+                    new = key not in cmds
+                if new:
                     cmds.append(key)
         items = []
         for i in idx:
@@ -411,15 +416,14 @@ def _groups(flows):
 
 def _matrix(flows):
     """Sources x (destination, port); the longer side goes down the page so that hundreds of flows stay readable."""
-    sources, targets, cell_of = [], [], {}
+    sources, targets, cell_of = {}, {}, {}   # dicts as ordered sets: first seen first
     for i, f in enumerate(flows):
         src = f.get("source")
         tgt = (_dest(f), f.get("address"), _target(f))
-        if src not in sources:
-            sources.append(src)
-        if tgt not in targets:
-            targets.append(tgt)
+        sources.setdefault(src, None)
+        targets.setdefault(tgt, None)
         cell_of.setdefault((src, tgt), i)
+    sources, targets = list(sources), list(targets)
     by_target = len(targets) >= len(sources)
     rows, cols = (targets, sources) if by_target else (sources, targets)
 

@@ -179,8 +179,8 @@ def _default_path(pkt, locals_):
     return "input" if str(ip) in locals_ or ip.is_loopback else "forward"
 
 
-def evaluate_packets(facts, packets, routes=None):
-    """One verdict per packet, in order, against ``facts`` (what :func:`gather` returned).
+def evaluate_packets(facts, packets, routes=None, evaluator=None):
+    """One verdict per packet, in order, against ``facts`` (what :func:`gather` returned; ``evaluator``: its ruleset compiled).
 
     Every packet is validated first: a bad one raises InputError naming it and nothing is
     evaluated.  Each verdict is the evaluator's result plus ``packet``, ``path``,
@@ -198,7 +198,7 @@ def evaluate_packets(facts, packets, routes=None):
                          "run with include_rules: true")
     if not isinstance(packets, list):
         raise InputError("packets must be a list of dicts, got %r" % (packets,))
-    evaluator = Evaluator(facts["ruleset"])
+    evaluator = Evaluator(facts["ruleset"]) if evaluator is None else evaluator
     locals_ = facts.get("local_addresses")
     prepared = []
     for i, packet in enumerate(packets):

@@ -87,7 +87,19 @@ def listener_brief(lst):
 def route_path(index, source, address, limit=16):
     """The managed hosts a packet from ``source`` to ``address`` crosses, by their own routes:
     ``[(host, gateway address)]`` in order, and the gateway where the walk leaves what is managed
-    (None when it reaches the address's subnet or the routes are not known)."""
+    (None when it reaches the address's subnet or the routes are not known).  Walked once per
+    (source, address) for all the flows being explained (the facts do not change meanwhile)."""
+    walked = index.cache.setdefault("route_path", {})
+    key = (source, address, limit)
+    if not all(isinstance(k, (str, int, type(None))) for k in key):
+        return _route_path(index, source, address, limit)
+    if key not in walked:
+        walked[key] = _route_path(index, source, address, limit)
+    hops, edge = walked[key]
+    return list(hops), edge
+
+
+def _route_path(index, source, address, limit):
     hops = []
     current = source
     seen = {source}

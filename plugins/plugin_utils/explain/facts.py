@@ -16,10 +16,13 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.rules.evaluat
 
 
 class HostIndex(object):
-    """Managed hosts by name and by address, with their rulesets compiled once."""
+    """Managed hosts by name and by address, with their rulesets compiled once; ``flows``: the flows
+    being explained, and ``cache`` what is computed once for all of them (verify's shared trials)."""
 
-    def __init__(self, hosts):
+    def __init__(self, hosts, flows=None):
         self.hosts = hosts or {}
+        self.flows = flows or []
+        self.cache = {}
         self.by_address = {}
         for name, facts in self.hosts.items():
             for addr in _addresses(facts):
@@ -77,6 +80,16 @@ def _in_interface(facts, peer):
     return default or facts.get("default_interface")
 
 
+def _arrives_on(index, host, peer):
+    """:func:`_in_interface` of ``host``'s facts, found once per (host, peer) for all the flows being explained."""
+    if not isinstance(peer, str):
+        return _in_interface(index.facts(host), peer)
+    found = index.cache.setdefault("in_interface", {})
+    if (host, peer) not in found:
+        found[(host, peer)] = _in_interface(index.facts(host), peer)
+    return found[(host, peer)]
+
+
 def address_family(address):
     try:
         return "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
@@ -99,7 +112,7 @@ def prepared_packet(index, host, flow, path):
     """:func:`flow_packet` with the interface it arrives on at ``host`` filled in (input, forward)."""
     pkt = flow_packet(flow)
     if path in ("input", "forward"):
-        iif = _in_interface(index.facts(host), pkt["src"])
+        iif = _arrives_on(index, host, pkt["src"])
         if iif:
             pkt["iif"] = iif
     return pkt
@@ -112,7 +125,7 @@ def evaluate(index, host, packet, path):
     facts = index.facts(host)
     pkt = dict(packet)
     if path in ("input", "forward") and "iif" not in pkt:
-        iif = _in_interface(facts, packet["src"])
+        iif = _arrives_on(index, host, packet["src"])
         if iif:
             pkt["iif"] = iif
     fw = facts.get("firewall") or {}
@@ -120,7 +133,8 @@ def evaluate(index, host, packet, path):
         if fw.get("firewalld") or fw.get("ufw"):
             # firewall_info's own answer: adds the firewalld zone and the ufw rule number or policy
             facts_fw = dict(fw, local_addresses=fw.get("local_addresses") or _addresses(facts) or None)
-            return fw_info.evaluate_packets(facts_fw, [dict(pkt, path=path)])[0]
+            # the ruleset compiled once per host (index.evaluator), not once per packet
+            return fw_info.evaluate_packets(facts_fw, [dict(pkt, path=path)], evaluator=ev if "tables" not in fw else None)[0]
         return ev.evaluate(pkt, path=path, local_addresses=_addresses(facts) or None)
     except NetdiagError as exc:
         return {"verdict": "indeterminate", "reason": str(exc)}

@@ -36,7 +36,7 @@ def explain(flows, hosts=None):
     """Explain every flow; return the versioned report document."""
     if not isinstance(flows, list):
         raise InputError("flows must be a list, got %s" % type(flows).__name__)
-    index = HostIndex(hosts or {})
+    index = HostIndex(hosts or {}, flows)
     findings = []
     for flow in flows:
         for key in ("address", "port", "protocol"):
