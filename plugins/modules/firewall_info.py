@@ -17,7 +17,9 @@ description:
   - firewalld through its D-Bus API (C(firewall.client)) - backend, default zone, every zone with its target,
     interfaces, sources, services (resolved to ports), ports, protocols, forward ports, masquerade, rich rules
     and ICMP blocks, every ipset with its type, family and entries, runtime and permanent, and their differences. When the daemon is not running, the
-    permanent XML under C(/etc/firewalld) and C(/usr/lib/firewalld) is read offline and the result says so.
+    permanent XML under C(/etc/firewalld) and C(/usr/lib/firewalld) is read offline and the result says so. A daemon
+    that owns its D-Bus name but does not answer within 5 seconds (stopped, stuck, busy), or stops answering during the
+    read, is read the same way, with C(running) null and a warning; the loaded ruleset still decides.
   - ufw from its own files (C(/etc/ufw/ufw.conf), C(/etc/default/ufw), C(user.rules), C(user6.rules)) -
     enabled, defaults, logging, and the rules with the numbers C(ufw status numbered) shows.
   - With O(packets), evaluates each packet on the spot the way the kernel would walk the rules, and returns one
@@ -186,7 +188,7 @@ local_addresses:
 firewalld:
   description:
     - firewalld's configuration; null when firewalld is not installed or not read.
-    - C(running) (null when not known), C(read_with) (V(dbus), V(offline (firewall.core.io)) when the daemon
+    - C(running) (null when not known - no bindings, or a daemon that did not answer), C(read_with) (V(dbus), V(offline (firewall.core.io)) when the daemon
       is not running, or V(xml (standard library; no firewalld bindings))), C(reason) (why offline), C(version),
       C(backend), C(default_zone); C(runtime) and C(permanent) (C(default_zone), C(zones) - per zone
       C(target) (V(default), V(ACCEPT), V(REJECT), V(DROP)), C(interfaces), C(sources) (addresses, networks, MAC

@@ -32,7 +32,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import (
     PROTOCOLS, parse_port_spec)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import (
-    ETC_ROOT, PACKAGE, USR_ROOT, OfflineReader, OnlineReader, parse_range, sort_ports, zone_resolution)
+    ETC_ROOT, PACKAGE, FirewalldHung, USR_ROOT, OfflineReader, OnlineReader, parse_range, sort_ports, zone_resolution)
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld.client import connect as connect_reader
 
 
@@ -354,7 +354,11 @@ def connect(config_root=ETC_ROOT, system_root=USR_ROOT, bus=None):
 
     Returns ``(backend, reason)``; ``reason`` says why the offline backend was chosen.
     """
-    return connect_reader(config_root, system_root, bus=bus, online=OnlineBackend, offline=OfflineBackend)
+    try:
+        return connect_reader(config_root, system_root, bus=bus, online=OnlineBackend, offline=OfflineBackend)
+    except FirewalldHung as exc:
+        # not offline: a daemon that resumes keeps its own runtime and would not see an edit of its files
+        raise FirewalldHung("%s: nothing was changed; restart firewalld (or wait for it) and run again" % exc)
 
 
 # --------------------------------------------------------------------------- the run

@@ -219,6 +219,14 @@ def _firewall_fix(index, host, culprit, flow, path):
             return _ipset_fix(host, culprit, flow, zone, binding, fw_facts)
         cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec),
                 "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
+        fwd = fw_facts.get("firewalld") or {}
+        if fwd and fwd.get("running") is None and fwd.get("read_with", "").startswith("offline"):
+            # the daemon owns its name but did not answer: nothing can change it now, and its zones were read from
+            # the files, so the zone is the configured one, not necessarily the one at work
+            return manual("firewalld on %s did not answer (%s): restart it, then open %s in zone %s (runtime and "
+                          "permanent) if a new diagnosis still finds it closed" % (
+                              host, fwd.get("reason") or "not known why", spec, zone),
+                          host, ["systemctl restart firewalld"] + cmds)
         return {"summary": "open %s in firewalld zone %s on %s (runtime and permanent)" % (spec, zone, host),
                 "commands": [{"host": host, "command": c} for c in cmds], "manual": False,
                 "open_ports": {"host": host, "backend": "firewalld", "zone": zone, "ports": [spec]}}

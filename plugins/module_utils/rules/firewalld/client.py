@@ -30,6 +30,14 @@ PACKAGE = "python3-firewall"
 ETC_ROOT = "/etc/firewalld"
 USR_ROOT = "/usr/lib/firewalld"
 DEFAULT_TARGET = "default"
+DBUS_NAME = "org.fedoraproject.FirewallD1"
+# how long a running firewalld gets to answer before it counts as hung: the bindings' own calls wait 25 s
+# each (libdbus's default), and reading a daemon that is stopped (SIGSTOP) or stuck takes minutes of those
+PING_TIMEOUT = 5.0
+
+
+class FirewalldHung(BackendUnavailable):
+    """firewalld owns its D-Bus name but does not answer (stopped, stuck, or busy past the timeout)."""
 
 
 def _import_client():
@@ -533,14 +541,46 @@ class OfflineReader(object):
         return out
 
 
+def _ping(bus=None, timeout=PING_TIMEOUT):
+    """Ask firewalld for its state with a short timeout before the bindings' long ones: raise
+    :class:`FirewalldHung` when it owns its name on the bus but does not answer in ``timeout`` seconds.
+    No bus, or nobody owning the name: nothing to say here (``connect`` reports those)."""
+    import dbus
+    own = None
+    try:
+        if bus is None:
+            # a private connection of its own: the shared one would be made without the main loop that
+            # FirewallClient sets up afterwards, and FirewallClient would then refuse it
+            bus = own = dbus.SystemBus(private=True)
+        if not bus.name_has_owner(DBUS_NAME):
+            return
+        obj = bus.get_object(DBUS_NAME, "/org/fedoraproject/FirewallD1", introspect=False)
+        obj.Get(DBUS_NAME, "state", dbus_interface="org.freedesktop.DBus.Properties", timeout=timeout)
+    except dbus.exceptions.DBusException as exc:
+        name = exc.get_dbus_name() or ""
+        if name in ("org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout",
+                    "org.freedesktop.DBus.Error.TimedOut"):
+            raise FirewalldHung("firewalld owns %s on the system bus but did not answer within %g s (stopped, stuck or "
+                                "busy)" % (DBUS_NAME, timeout))
+        # anything else (no system bus, access denied): FirewallClient below says what it is
+    finally:
+        if own is not None:
+            own.close()
+
+
 def connect(config_root=ETC_ROOT, system_root=USR_ROOT, bus=None, online=OnlineReader, offline=OfflineReader):
     """A backend: the running daemon when it answers on D-Bus, else the files offline.
+
+    A daemon that owns its name but does not answer within :data:`PING_TIMEOUT` raises
+    :class:`FirewalldHung`: reading may fall back to the files (``read_firewalld`` does), changing
+    must not (the daemon would not see the change, and may resume with its own runtime).
 
     Returns ``(backend, reason)``; ``reason`` says why the offline backend was chosen.
     ``online``/``offline`` are the classes to build (the readers by default; the changer
     passes its own, which add ``apply()``).
     """
     client = _import_client()
+    _ping(bus)
     try:
         fw = client.FirewallClient(bus=bus) if bus is not None else client.FirewallClient()
         if fw.connected:

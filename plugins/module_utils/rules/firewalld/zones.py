@@ -32,7 +32,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, ParseError
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import MissingDependency, NetdiagError, ParseError
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import client as fwc
 from ansible_collections.netdiag.reachability.plugins.module_utils.rules.firewalld import xml as firewalld_xml
 
@@ -197,18 +197,58 @@ def read_firewalld(config_root=fwc.ETC_ROOT, system_root=fwc.USR_ROOT, connect=N
         return None
     try:
         backend, reason = (connect or fwc.connect)(config_root, system_root)
+    except fwc.FirewalldHung as exc:
+        backend, reason = _offline(config_root, system_root, "%s; read its permanent files instead, the runtime "
+                                   "configuration is not known" % exc)
+        return _facts(backend, reason, config_root, running=None)
     except MissingDependency as exc:
         # fall back to the files, with the standard library: the permanent configuration only
         backend = firewalld_xml.XmlBackend(config_root, system_root)
         reason = "%s; read the permanent XML instead, the runtime configuration is not known" % exc
+    if not backend.offline:
+        try:
+            return _facts(backend, reason, config_root)
+        except NetdiagError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            # the daemon stopped answering (or went away) in the middle of the read: what it said so far is
+            # not one consistent configuration, so read the files instead and say what happened
+            if not _is_dbus_error(exc):
+                raise
+            backend, reason = _offline(config_root, system_root, "firewalld stopped answering on D-Bus during the "
+                                       "read (%s); read its permanent files instead, the runtime configuration is "
+                                       "not known" % _dbus_text(exc))
+            return _facts(backend, reason, config_root, running=None)
+    return _facts(backend, reason, config_root)
+
+
+def _is_dbus_error(exc):
+    return any(c.__module__.split(".")[0] in ("dbus", "firewall") for c in type(exc).__mro__[:-1])
+
+
+def _dbus_text(exc):
+    name = getattr(exc, "get_dbus_name", lambda: None)() or type(exc).__name__
+    return name if len(str(exc)) > 200 else "%s: %s" % (name, str(exc).strip())
+
+
+def _offline(config_root, system_root, reason):
+    try:
+        return fwc.OfflineReader(config_root, system_root), reason
+    except MissingDependency:
+        return firewalld_xml.XmlBackend(config_root, system_root), reason
+
+
+def _facts(backend, reason, config_root, running=False):
+    """The facts read through ``backend``; ``running``: what to say when it is offline (None: not known - the
+    daemon owns its name but did not answer)."""
     reader = _Reader(backend)
     services, missing = {}, set()
     xml = getattr(backend, "xml", False)
-    facts = {"running": None if xml else not backend.offline, "reason": reason, "version": None, "backend": None,
+    facts = {"running": None if xml or (backend.offline and running is None) else not backend.offline, "reason": reason, "version": None, "backend": None,
              "read_with": "xml (standard library; no firewalld bindings)" if xml else
              "offline (firewall.core.io)" if backend.offline else "dbus",
              "runtime": None, "permanent": None, "services": services, "differences": [], "warnings": []}
-    if xml:
+    if xml or facts["running"] is None:
         facts["warnings"].append(reason)
     if backend.offline:
         facts["backend"] = _conf_value(config_root, "FirewallBackend") or "nftables"
@@ -359,6 +399,10 @@ def zone_answer(facts, packet, ruleset_result=None, zone=None):
            "zone_candidates": got["candidates"], "zone_next": got["next"], "target": target,
            "allowed": allowed, "allowed_by": allowed_by, "verdict": verdict, "reason": reason,
            "rich_rules": rich, "agrees_with_ruleset": None, "disagreement": None}
+    if facts.get("running") is None and not facts.get("read_with", "").startswith("xml"):
+        out["reason"] = ("firewalld did not answer (%s), so what its zones do now is not known; the loaded ruleset "
+                         "decides; its configured zones say: %s" % (facts.get("reason") or "not known why", reason))
+        return out
     if not facts.get("running"):
         out["reason"] = "firewalld is not running, so its zones filter nothing now; when it starts: " + reason
         return out
