@@ -11,11 +11,15 @@
    5 ports from the client (``--sizes``): wall time, the controller's peak RSS (the largest process
    of the ansible-playbook run) and the module round trips per destination host (tasks that ran a
    module on it; set_fact, include_role and other controller-side tasks do not count).
+3. **all-pairs** (``--all-pairs 10 50``): 10 sources, each to the same 50 destinations on 3 ports
+   (22, 80, 443/tcp: 1,500 flows) in one run: wall time, peak RSS, round trips per host.
 
 Each lab needs the machine's lab slot (``netlab.acquire`` waits for it) and is taken down after.
 Results: bench/results/diagnose.json.
 
-    .venv/bin/python bench/diagnose/bench_diagnose.py [--sizes 20 50 100] [--skip-seeds]
+    .venv/bin/python bench/diagnose/bench_diagnose.py [--sizes 20 50 100] [--skip-seeds] [--all-pairs 10 50]
+
+A run keeps the results of the parts it did not run from the previous bench/results/diagnose.json.
 """
 import argparse
 import json
@@ -153,23 +157,71 @@ def scaling(size):
             "by_cause": ours["report"]["summary"]["by_cause"]}
 
 
+ALL_PAIRS_PORTS = ["22/tcp", "80/tcp", "443/tcp"]
+
+
+def all_pairs(sources, destinations):
+    pin = "pid:%d" % os.getpid()
+    t = time.monotonic()
+    state = netlab.acquire(MINIMAL, pin=pin, scale=sources + destinations, wait=1800)
+    build = time.monotonic() - t
+    try:
+        lab = netlab.Lab(state)
+        plain = [h for h in lab.hosts if h not in ("client", "router", "fwd")]
+        srcs, dests = plain[:sources], plain[sources:sources + destinations]
+        flows = {"reachability_flows": [{"from": s, "to": dests, "ports": ALL_PAIRS_PORTS} for s in srcs]}
+        ours = run_diagnose(lab, ["-e", json.dumps(flows)])
+    finally:
+        netlab.release(pin)
+    trips = ours["round_trips"]
+    per_src = sorted(trips.get(h, 0) for h in srcs)
+    per_dest = sorted(trips.get(h, 0) for h in dests)
+    return {"sources": len(srcs), "destinations": len(dests), "ports": len(ALL_PAIRS_PORTS),
+            "flows": ours["report"]["summary"]["flows"], "wall_s": ours["wall_s"],
+            "controller_peak_rss_mib": ours["controller_peak_rss_mib"],
+            "round_trips_per_source": {"min": per_src[0], "max": per_src[-1]},
+            "round_trips_per_destination": {"min": per_dest[0], "max": per_dest[-1]},
+            "lab_build_s": round(build, 2), "by_cause": ours["report"]["summary"]["by_cause"],
+            "unknown": _unknown(ours["report"])}
+
+
+def _unknown(report):
+    """Why flows were left unknown: {"source: reason": count}."""
+    out = {}
+    for f in report["flows"]:
+        if f["cause"] == "unknown":
+            key = "%s: %s" % (f.get("source"), f.get("reason"))
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[20, 50, 100])
     ap.add_argument("--skip-seeds", action="store_true")
+    ap.add_argument("--all-pairs", type=int, nargs=2, metavar=("SOURCES", "DESTINATIONS"))
     a = ap.parse_args()
     os.environ.setdefault("ANSIBLE_FORKS", "20")   # the issue's setting; lab.env() keeps it
-    out = {"bench": "diagnose", "date": time.strftime("%Y-%m-%d"), "forks": int(os.environ.get("ANSIBLE_FORKS", "25")),
-           "ports_per_host": len(SCALE_PORTS)}
+    path = os.path.join(ROOT, "bench", "results", "diagnose.json")
+    out = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            out = json.load(fh)   # the parts not run now stay as they were measured
+    out.update({"bench": "diagnose", "date": time.strftime("%Y-%m-%d"), "forks": int(os.environ.get("ANSIBLE_FORKS", "25")),
+                "ports_per_host": len(SCALE_PORTS)})
     if not a.skip_seeds:
         out["seeds_vs_by_hand"] = seeds_vs_by_hand()
         print(json.dumps(out["seeds_vs_by_hand"]), flush=True)
-    out["scaling"] = []
+    if a.sizes:
+        out["scaling"] = []
     for size in a.sizes:
         out["scaling"].append(scaling(size))
         print(json.dumps(out["scaling"][-1]), flush=True)
+    if a.all_pairs:
+        out["all_pairs"] = all_pairs(*a.all_pairs)
+        print(json.dumps(out["all_pairs"]), flush=True)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "diagnose.json"), "w") as fh:
+    with open(path, "w") as fh:
         json.dump(out, fh, indent=1)
     print(json.dumps(out, indent=1))
 
