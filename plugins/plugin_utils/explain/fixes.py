@@ -220,7 +220,7 @@ def _firewall_fix(index, host, culprit, flow, path):
         cmds = ["firewall-cmd --zone=%s --add-port=%s" % (zone, spec),
                 "firewall-cmd --permanent --zone=%s --add-port=%s" % (zone, spec)]
         fwd = fw_facts.get("firewalld") or {}
-        if fwd and fwd.get("running") is None and fwd.get("read_with", "").startswith("offline"):
+        if fwd and fwd.get("running") is None and str(fwd.get("read_with") or "").startswith("offline"):
             # the daemon owns its name but did not answer: nothing can change it now, and its zones were read from
             # the files, so the zone is the configured one, not necessarily the one at work
             return manual("firewalld on %s did not answer (%s): restart it, then open %s in zone %s (runtime and "

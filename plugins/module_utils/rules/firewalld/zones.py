@@ -399,7 +399,7 @@ def zone_answer(facts, packet, ruleset_result=None, zone=None):
            "zone_candidates": got["candidates"], "zone_next": got["next"], "target": target,
            "allowed": allowed, "allowed_by": allowed_by, "verdict": verdict, "reason": reason,
            "rich_rules": rich, "agrees_with_ruleset": None, "disagreement": None}
-    if facts.get("running") is None and not facts.get("read_with", "").startswith("xml"):
+    if facts.get("running") is None and not str(facts.get("read_with") or "").startswith("xml"):
         out["reason"] = ("firewalld did not answer (%s), so what its zones do now is not known; the loaded ruleset "
                          "decides; its configured zones say: %s" % (facts.get("reason") or "not known why", reason))
         return out

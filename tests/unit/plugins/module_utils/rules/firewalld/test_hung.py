@@ -133,3 +133,12 @@ def test_the_zone_answer_of_a_hung_daemon_does_not_say_it_is_stopped():
                                  "dport": 80, "iif": "eth0"})
     assert got["reason"].startswith("firewalld did not answer (") and "not running" not in got["reason"]
     assert "so what its zones do now is not known; the loaded ruleset decides" in got["reason"]
+
+
+def test_saved_facts_with_a_null_read_with_are_not_a_crash():
+    """Saved facts handed to the filters may carry null where a string is expected."""
+    facts = fz.read_firewalld(ETC, USR, connect=_hung)
+    facts["read_with"] = None
+    got = fz.zone_answer(facts, {"family": "ipv4", "proto": "tcp", "src": "10.200.1.10", "dst": "10.200.2.11",
+                                 "dport": 80, "iif": "eth0"})
+    assert got["reason"].startswith("firewalld did not answer (")
