@@ -94,7 +94,10 @@ options:
     type: float
     default: 2.0
   wave_size:
-    description: How many TTLs are probed at once.
+    description:
+      - How many TTLs are probed at once.
+      - On a path that has been silent for some TTLs the next wave holds all the TTLs left before O(max_silent_hops)
+        ends the trace, so a silent tail costs one more wait of O(timeout), not one per O(wave_size) TTLs.
     type: int
     default: 3
   max_silent_hops:

@@ -235,7 +235,8 @@ def trace_many(targets, max_hops=30, timeout=2.0, first_hop=1, wave_size=3, max_
             break
         wave = []
         for f in active:
-            f.wave = [_Hop(t, f) for t in range(f.next_ttl, min(opts["max_hops"], f.next_ttl + opts["wave_size"] - 1) + 1)]
+            size = _wave_size(f, opts)
+            f.wave = [_Hop(t, f) for t in range(f.next_ttl, min(opts["max_hops"], f.next_ttl + size - 1) + 1)]
             f.next_ttl += len(f.wave)
             wave.extend(f.wave)
         wave.sort(key=lambda h: (h.ttl, h.flow.index))   # the near hops of every path first
@@ -260,6 +261,16 @@ def trace_many(targets, max_hops=30, timeout=2.0, first_hop=1, wave_size=3, max_
                                                timeout=opts["timeout"])
         results.append(result)
     return {"results": results, "elapsed_s": round(time.monotonic() - start, 3), "reprobes": settle["reprobes"]}
+
+
+def _wave_size(flow, opts):
+    """TTLs in the flow's next wave: ``wave_size``, or, on a path already silent for some TTLs, all
+    the TTLs left before ``max_silent_hops`` ends it, so a silent tail costs one more timeout, not
+    one per ``wave_size`` TTLs (the TTLs probed and the result are those of waves of ``wave_size``,
+    but the last wave stops where the silent run does)."""
+    if flow.silent_run:
+        return max(opts["wave_size"], opts["max_silent_hops"] - flow.silent_run)
+    return opts["wave_size"]
 
 
 def _advance(flow, opts):
@@ -350,9 +361,9 @@ def _suspects(flow, saturated, answered_at):
 
 def _settle(flows, saturated, budget, opts, settle):
     """Probe the doubtful silent TTLs again, a batch of flows at a time once every saturated
-    sender had ``rate_limit_interval`` to earn a token: a batch that brings no ICMP error back
-    proves its silences (the batch doubles); one that does resolves what it answered and the
-    rest waits for the next token (the batch drops to one flow)."""
+    sender had ``rate_limit_interval`` to earn a token (the first batch is all of them): a batch
+    that brings no ICMP error back proves its silences (the batch doubles); one that does resolves
+    what it answered and the rest waits for the next token (the batch drops to one flow)."""
     answered_at = {}
     for f in flows:
         for hop in f.wave:
@@ -365,7 +376,10 @@ def _settle(flows, saturated, budget, opts, settle):
         return
     if settle["deadline"] is None:
         settle["deadline"] = time.monotonic() + opts["rate_limit_budget"]
-    batch = 1
+    # once every saturated sender had an interval it has a token again, so a batch that brings no
+    # ICMP error back proves all its silences: the first batch is every doubtful flow at once (most
+    # silences are real drops, and then one round settles them all)
+    batch = len(pending)
     while pending and time.monotonic() < settle["deadline"]:
         now = time.monotonic()
         wait = budget.wait(saturated, now)

@@ -113,8 +113,25 @@ def test_few_flows_within_the_burst_are_not_probed_twice(monkeypatch):
     rules = {("10.200.2.10", 8081): "drop", ("10.200.2.11", 8081): "drop", ("10.200.3.1", 80): "open"}
     out, router = run(monkeypatch, rules)
     assert out["reprobes"] == 0
-    # TTL 1-8 (waves of 3, 3, 2) for each silent path, one wave for the open one: nothing more
-    assert router.probes == 8 * 2 + 3
+    # TTL 1-7 for each silent path (a wave of 3, then the 4 TTLs that end its silent run of 6), one
+    # wave for the open one: nothing more
+    assert router.probes == 7 * 2 + 3
+
+
+def test_a_silent_tail_costs_one_wave_after_the_last_answer(monkeypatch):
+    """The waits are what a trace costs: a path silent after hop 1 takes two waves (two timeouts),
+    not one per three TTLs, and stops where max_silent_hops says."""
+    rules = {("10.200.2.10", 8081): "drop"}
+    router = Router(rules)
+    waves = []
+
+    def exchange(hops, opts):
+        waves.append([h.ttl for h in hops])
+        router.exchange(hops, opts)
+    monkeypatch.setattr(T, "_exchange", exchange)
+    res = T.trace_many(targets(rules), max_hops=16, timeout=0.1, max_silent_hops=6)["results"][0]
+    assert waves == [[1, 2, 3], [4, 5, 6, 7]]
+    assert res["verdict"] == "silent_after_hop" and [h["ttl"] for h in res["hops"]] == list(range(1, 8))
 
 
 def test_a_router_that_never_earns_a_token_again_leaves_the_doubt_marked(monkeypatch):
@@ -142,7 +159,7 @@ def test_duplicates_are_traced_once_and_unresolvable_names_are_named(monkeypatch
     first, bad, again = out["results"]
     assert first == again and first["verdict"] == "silent_after_hop"
     assert bad["verdict"] is None and "no-such-host.invalid" in bad["error"]
-    assert router.probes == 8
+    assert router.probes == 7
 
 
 @pytest.mark.parametrize("targets_,needle", [([], "non-empty"), ([{"port": 80}], "address"),
