@@ -41,7 +41,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.probe.app_che
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_connect import ConnectEngine, check_ping_socket
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_raw import RawEngine, raw_available
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import (
-    Probe, _icmp_error, _RttStats, run_pass, settle_rate_limited, wait_late_replies)
+    Probe, _RttStats, last_icmp_errors, run_pass, settle_rate_limited, wait_late_replies)
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.targets import expand_targets, normalize_options
 
 
@@ -90,12 +90,7 @@ def probe(targets, **options):
         try:
             rtt = _RttStats(opts["timeout"])
             run_pass(engine, group, opts, rtt, opts["retries"])
-            last_icmp = {}
-            now = time.monotonic()
-            for p in group:
-                if _icmp_error(p):
-                    last_icmp[p.address] = now
-            settle_rate_limited(engine, group, opts, rtt, last_icmp)
+            settle_rate_limited(engine, group, opts, rtt, last_icmp_errors(group))
             if name == "raw":
                 wait_late_replies(engine, group, opts["unreachable_wait"])
         finally:

@@ -39,6 +39,7 @@ class Probe(object):
         self.first_sent = None
         self.deadline = None
         self.reply = None
+        self.replied_at = None
         self.rtt = None
         self.rate_limited = False
         self.engine = None
@@ -59,6 +60,7 @@ class Probe(object):
         reply["sender_is_target"] = reply["sender"] == self.address
         reply.setdefault("ttl", None)
         self.reply = reply
+        self.replied_at = now
         if self.sent_at is not None:
             self.rtt = max(0.0, now - self.sent_at)
 
@@ -210,47 +212,95 @@ def _icmp_error(probe):
     return probe.reply is not None and probe.reply["kind"] == "icmp" and probe.reply.get("icmp_type") not in (0, 129)
 
 
-def settle_rate_limited(engine, probes, opts, rtt, last_icmp):
-    """Re-probe silent TCP/UDP ports of addresses that sent ICMP errors.
+def last_icmp_errors(probes):
+    """``{sender: monotonic time of its last ICMP error}`` among ``probes``' replies."""
+    out = {}
+    for p in probes:
+        if _icmp_error(p):
+            sender = p.reply.get("sender") or p.address
+            when = p.replied_at if p.replied_at is not None else time.monotonic()
+            out[sender] = max(out.get(sender, when), when)
+    return out
 
-    ``last_icmp`` maps address -> monotonic time of the last ICMP error seen from probing
-    it.  After ``rate_limit_interval`` without ICMP, a Linux sender has at least one token
-    again; a batch answered by no ICMP at all therefore proves its silent ports silent.
-    Ports left when the budget runs out are marked ``rate_limited``.
+
+def settle_rate_limited(engine, probes, opts, rtt, last_icmp):
+    """Re-probe silent TCP/UDP ports of addresses that drew ICMP errors.
+
+    ``last_icmp`` maps the sender of an ICMP error (the router or host it came from) -> monotonic
+    time of its last error (see :func:`last_icmp_errors`).  Linux limits the errors a sender sends
+    to one host with one token bucket, whatever they are about: after ``rate_limit_interval``
+    without an error a sender has at least one token again.  A silent port of an address is in
+    doubt when some sender answered a probe to that address with an ICMP error (it may have had
+    no token left for this one); a round that brings no ICMP error back from any of those senders,
+    all of which had a token, proves the address's silent ports silent.  When a sender answers in a
+    round, the silences of every address it had answered for stay in doubt (the sender may have
+    spent its one token on another address's port).  A sender that may have run out of tokens
+    (more errors than its burst, see :class:`IcmpBudget`) puts every silent port in doubt, since
+    the probe does not know which paths it is on.  The first round sends every doubtful port at
+    once; after a round with an answer one port per address, doubling while none comes.  Ports
+    left when the budget runs out are marked ``rate_limited``.
     """
+    senders_of, arrivals = {}, []
+    for probe in probes:
+        if _icmp_error(probe):
+            sender = probe.reply.get("sender") or probe.address
+            senders_of.setdefault(probe.address, set()).add(sender)
+            arrivals.append((probe.replied_at or 0.0, sender))
+    # a sender that may have run out of tokens may also be the one that did not answer for an address it
+    # never answered for (the probe does not know the paths): those silences are in doubt too
+    budget, saturated = IcmpBudget(opts["rate_limit_interval"]), set()
+    for when, sender in sorted(arrivals):
+        if budget.receive(sender, when):
+            saturated.add(sender)
     pools = {}
     for probe in probes:
-        if probe.reply is None and probe.protocol in ("tcp", "udp") and probe.address in last_icmp:
-            pools.setdefault(probe.address, []).append(probe)
+        if probe.reply is None and probe.protocol in ("tcp", "udp"):
+            candidates = senders_of.get(probe.address, set()) | saturated
+            if candidates:
+                senders_of[probe.address] = candidates
+                pools.setdefault(probe.address, []).append(probe)
     if not pools:
         return
-    deadline = time.monotonic() + opts["rate_limit_budget"]
-    batch = dict((addr, 1) for addr in pools)
+    now = time.monotonic()
+    for senders in senders_of.values():
+        for sender in senders:
+            last_icmp.setdefault(sender, now)
+    deadline = now + opts["rate_limit_budget"]
+    batch = dict((addr, len(group)) for addr, group in pools.items())
     interval = opts["rate_limit_interval"]
+
+    def due(addr):
+        return max(last_icmp[s] for s in senders_of[addr]) + interval
+
     while pools and time.monotonic() < deadline:
         now = time.monotonic()
-        ready = [a for a in pools if now - last_icmp[a] >= interval]
+        ready = [a for a in pools if now >= due(a)]
         if not ready:
-            wait = min(last_icmp[a] + interval for a in pools) - now
+            wait = min(due(a) for a in pools) - now
             if now + wait >= deadline:
                 break
             time.sleep(max(0.0, wait))
             continue
-        sending = {}
-        for addr in ready:
-            sending[addr] = pools[addr][:batch[addr]]
+        sending = dict((addr, pools[addr][:batch[addr]]) for addr in ready)
         run_pass(engine, [p for group in sending.values() for p in group], opts, rtt, retries=0)
         now = time.monotonic()
+        answered = set()
+        for group in sending.values():
+            for p in group:
+                if _icmp_error(p):
+                    sender = p.reply.get("sender") or p.address
+                    answered.add(sender)
+                    senders_of[p.address].add(sender)
+        for sender in answered:
+            last_icmp[sender] = now
         for addr, group in sending.items():
-            answered_icmp = [p for p in group if _icmp_error(p)]
             resolved = set(id(p) for p in group if p.reply is not None)
-            if not answered_icmp:
-                # no ICMP while a token was available: the silent ones are really silent
+            if senders_of[addr] & answered:
+                batch[addr] = 1
+            else:
+                # no ICMP error from any sender it concerns while each had a token: really silent
                 resolved.update(id(p) for p in group)
                 batch[addr] = min(batch[addr] * 2, 256)
-            else:
-                last_icmp[addr] = now
-                batch[addr] = 1
             pools[addr] = [p for p in pools[addr] if id(p) not in resolved]
             if not pools[addr]:
                 del pools[addr]

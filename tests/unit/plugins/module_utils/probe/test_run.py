@@ -133,8 +133,9 @@ class FakeRateLimitedHost(object):
     name = "fake"
     max_parallel = 1000
 
-    def __init__(self, rejected, dropped, clock, burst=6, interval=1.0):
+    def __init__(self, rejected, dropped, clock, burst=6, interval=1.0, sender=None):
         self.rejected, self.dropped, self.clock = set(rejected), set(dropped), clock
+        self.sender = sender    # a router that rejects for every address (one bucket), else the address itself
         self.tokens, self.burst, self.interval, self.last = float(burst), burst, interval, clock.now
         self.replies = []
         self.selector = self
@@ -148,9 +149,10 @@ class FakeRateLimitedHost(object):
         p.engine = "fake"
         self.tokens = min(self.burst, self.tokens + (self.clock.now - self.last) / self.interval)
         self.last = self.clock.now
-        if p.port in self.rejected and self.tokens >= 1:
+        if (p.port in self.rejected or (p.address, p.port) in self.rejected) and self.tokens >= 1:
             self.tokens -= 1
-            self.replies.append((p, {"kind": "icmp", "icmp_type": 3, "icmp_code": 13, "sender": p.address}))
+            self.replies.append((p, {"kind": "icmp", "icmp_type": 3, "icmp_code": 13,
+                                     "sender": self.sender or p.address}))
 
     def receive(self, key):
         return [key]
@@ -182,8 +184,7 @@ def _run(monkeypatch, rejected, dropped, budget):
               for i, port in enumerate(sorted(set(rejected) | set(dropped)))]
     rtt = scheduler._RttStats(opts["timeout"])
     scheduler.run_pass(eng, probes, opts, rtt, opts["retries"])
-    last = dict((p.address, clock.now) for p in probes if scheduler._icmp_error(p))
-    scheduler.settle_rate_limited(eng, probes, opts, rtt, last)
+    scheduler.settle_rate_limited(eng, probes, opts, rtt, scheduler.last_icmp_errors(probes))
     return dict((p.port, p.result()) for p in probes)
 
 
@@ -208,3 +209,52 @@ def test_settle_confirms_drops_when_budget_allows(monkeypatch):
 def test_silence_without_any_icmp_is_not_rate_limited(monkeypatch):
     res = _run(monkeypatch, [], range(2000, 2010), budget=5.0)
     assert all(r["state"] == "filtered" and r["rate_limited"] is False for r in res.values())
+
+
+def test_a_router_rejecting_for_several_addresses_spends_one_bucket(monkeypatch):
+    """The router's ICMP errors to this host share one token bucket whatever address they are about:
+    a round in which it answered for one address proves nothing about the silences of another."""
+    clock = Clock()
+    monkeypatch.setattr(scheduler.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(scheduler.time, "sleep", clock.sleep)
+    addresses = ["10.0.0.%d" % i for i in range(2, 12)]
+    rejected = set((a, port) for a in addresses for port in (1000, 1001, 1002))
+    eng = FakeRateLimitedHost(rejected, [], clock, sender="10.0.0.1")
+    opts = probe_targets.normalize_options({"rate_limit_budget": 4.0, "rate": 100000})
+    probes = [scheduler.Probe({"target": a, "address": a, "family": 4, "port": port, "protocol": "tcp"}, i)
+              for i, (a, port) in enumerate(sorted(rejected))]
+    rtt = scheduler._RttStats(opts["timeout"])
+    scheduler.run_pass(eng, probes, opts, rtt, opts["retries"])
+    scheduler.settle_rate_limited(eng, probes, opts, rtt, scheduler.last_icmp_errors(probes))
+    results = [p.result() for p in probes]
+    assert sum(1 for r in results if r["reason"] == "admin-prohibited") < len(results)   # the bucket ran out
+    for r in results:
+        # every port is rejected: none may come out as a plain drop
+        assert r["reason"] == "admin-prohibited" or r["rate_limited"] is True, r
+
+
+def test_one_round_proves_the_drops_next_to_a_reject(monkeypatch):
+    """An address that rejected one port and drops many: once its sender has a token again, one
+    round re-probes every silent port and proves them silent."""
+    clock = Clock()
+    monkeypatch.setattr(scheduler.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(scheduler.time, "sleep", clock.sleep)
+    eng = FakeRateLimitedHost([1000], range(2000, 2050), clock)
+    sent = []
+    real_send = eng.send
+
+    def send(p):
+        sent.append(p.port)
+        real_send(p)
+    eng.send = send
+    opts = probe_targets.normalize_options({"rate_limit_budget": 10.0, "rate": 100000})
+    probes = [scheduler.Probe({"target": "h", "address": "10.0.0.2", "family": 4, "port": port, "protocol": "tcp"}, i)
+              for i, port in enumerate([1000] + list(range(2000, 2050)))]
+    rtt = scheduler._RttStats(opts["timeout"])
+    scheduler.run_pass(eng, probes, opts, rtt, opts["retries"])
+    before = len(sent)
+    scheduler.settle_rate_limited(eng, probes, opts, rtt, scheduler.last_icmp_errors(probes))
+    assert len(sent) - before == 50               # one round: each silent port once
+    res = dict((p.port, p.result()) for p in probes)
+    assert res[1000]["reason"] == "admin-prohibited"
+    assert all(res[p]["reason"] == "no-response" and not res[p]["rate_limited"] for p in range(2000, 2050))
