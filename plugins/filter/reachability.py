@@ -21,6 +21,12 @@ HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reac
 
 CLOUD_QUERY_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_cloud")
 
+# What modules returned (registered, or kept with set_fact): data, not templates, so read without templating it
+# again (hostvars[host][key] runs a host's whole ruleset through the templar, the most costly part of assembling
+# a large run's evidence). A value that is still a string (a template in the inventory) is templated as before.
+RESULT_KEYS = frozenset(("reachability_listeners", "reachability_firewall", "reachability_probe", "reachability_traces",
+                         "reachability_kernel_trace_start", "reachability_kernel_trace_result"))
+
 
 def _hostvars(hostvars, hosts, keys=HOSTVAR_KEYS):
     """The variables the library reads (``keys``) of ``hosts``, as plain data (converting every host's
@@ -29,13 +35,21 @@ def _hostvars(hostvars, hosts, keys=HOSTVAR_KEYS):
         raise _Shape("hostvars must be a mapping of host names to their variables (pass hostvars), got %s %s"
                      % (type(hostvars).__name__, _short(hostvars)))
     out = {}
+    raw_get = getattr(hostvars, "raw_get", None)   # Ansible's HostVars; a plain dict in the unit tests
     for h in hosts:
         if h not in hostvars:
             continue
         hv = hostvars[h]
         if not isinstance(hv, Mapping):
             raise _Shape("hostvars[%r] must be a mapping of variables, got %s %s" % (h, type(hv).__name__, _short(hv)))
-        out[h] = {k: plain(hv[k]) for k in keys if k in hv}
+        raw = raw_get(h) if raw_get is not None else None
+        raw = raw if isinstance(raw, Mapping) else {}
+        out[h] = {}
+        for k in keys:
+            if k in RESULT_KEYS and isinstance(raw.get(k), (Mapping, list)):
+                out[h][k] = plain(raw[k])
+            elif k in hv:
+                out[h][k] = plain(hv[k])
     return out
 
 
