@@ -31,6 +31,16 @@ def tasks(doc, name):
     return [t for play in doc["plays"] for t in play["tasks"] if t["task"].split(" : ")[-1] == name]
 
 
+def by_host(doc, name):
+    """host -> [its results of the task called ``name``]: under the play's strategy free the hosts run an
+    included task in several batches, each its own entry in the document."""
+    out = {}
+    for t in tasks(doc, name):
+        for host, res in t["hosts"].items():
+            out.setdefault(host, []).append(res)
+    return out
+
+
 def per_host_results(doc):
     """host -> [(task, result)] for every task that ran on a lab host (not skipped)."""
     out = {}
@@ -62,12 +72,12 @@ def runs(lab, tmp_path_factory):
 
 def test_one_read_per_host_and_no_setup(lab, runs):
     doc, dummy = runs["first"]
-    reads = tasks(doc, GATHER_TASK)
-    assert len(reads) == 1
-    hosts = {h for h, res in reads[0]["hosts"].items() if not res.get("skipped")}
-    assert hosts == set(lab.hosts)   # the seed flows touch every host, and the router is on the path
-    for host in hosts:
-        res = reads[0]["hosts"][host]
+    reads = by_host(doc, GATHER_TASK)
+    assert set(reads) == set(lab.hosts)   # the seed flows touch every host, and the router is on the path
+    for host, results in reads.items():
+        assert len(results) == 1, (host, len(results))     # one read per host
+        res = results[0]
+        assert not res.get("skipped"), host
         assert res["changed"] is False
         assert res["listeners_info"]["interface_addresses"], host
         assert "layers" in res["firewall_info"], host
@@ -80,9 +90,9 @@ def test_one_read_per_host_and_no_setup(lab, runs):
 
 def test_every_flow_of_the_source_is_traced_in_one_call(runs):
     doc, report = runs["first"]
-    traced = [t for t in tasks(doc, TRACE_TASK) if "client" in t["hosts"]]
+    traced = by_host(doc, TRACE_TASK)["client"]
     assert len(traced) == 1
-    res = traced[0]["hosts"]["client"]
+    res = traced[0]
     assert not any("ansible_loop_var" in r for r in res["results"])   # one call, not a loop
     wanted = {(f["address"], f["port"]) for f in report["flows"] if (f.get("evidence") or {}).get("trace")}
     assert {(r["target"], r["port"]) for r in res["results"]} == wanted
@@ -94,8 +104,8 @@ def test_every_flow_of_the_source_is_traced_in_one_call(runs):
 
 def test_hosts_in_the_fact_cache_are_not_read_again_and_explain_the_same(runs):
     doc, report = runs["second"]
-    reads = tasks(doc, GATHER_TASK)
-    assert reads and all(res.get("skipped") for res in reads[0]["hosts"].values())
+    reads = by_host(doc, GATHER_TASK)
+    assert reads and all(res.get("skipped") for results in reads.values() for res in results)
     first, second = explained(runs["first"][1]), explained(report)
     assert set(second) == set(first)
     # the same evidence on the wire gives the same explanation from the cached reads (a flow whose
@@ -107,8 +117,8 @@ def test_hosts_in_the_fact_cache_are_not_read_again_and_explain_the_same(runs):
 
 def test_regather_reads_them_again(lab, runs, tmp_path):
     doc, report = diagnose(lab, tmp_path, runs["cache"], extra={"reachability_regather": True})
-    reads = tasks(doc, GATHER_TASK)
-    assert reads and not any(res.get("skipped") for res in reads[0]["hosts"].values())
+    reads = by_host(doc, GATHER_TASK)
+    assert reads and not any(res.get("skipped") for results in reads.values() for res in results)
     assert report["summary"]["flows"] == runs["first"][1]["summary"]["flows"]
 
 

@@ -22,7 +22,6 @@ class CallbackModule(LabJson):
     CALLBACK_NAME = "bench_json"
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        super().v2_playbook_on_task_start(task, is_conditional)
-        self.plays[-1]["tasks"][-1]["action"] = task.action
+        self._entry(task)["action"] = task.action
 
     v2_playbook_on_handler_task_start = v2_playbook_on_task_start

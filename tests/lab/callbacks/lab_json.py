@@ -26,23 +26,31 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self.plays = []
+        self.entries = {}   # task uuid -> its entry: under strategy free the hosts' tasks interleave
 
     def v2_playbook_on_play_start(self, play):
         self.plays.append({"play": play.get_name(), "tasks": []})
+        self.entries = {}
 
-    def v2_playbook_on_task_start(self, task, is_conditional):
+    def _entry(self, task):
+        """The entry of ``task`` in the current play (made the first time the task starts)."""
         if not self.plays:
             self.plays.append({"play": "", "tasks": []})
-        self.plays[-1]["tasks"].append({"task": task.get_name(), "hosts": {}})
+        key = getattr(task, "_uuid", None) or id(task)
+        if key not in self.entries:
+            self.entries[key] = {"task": task.get_name(), "hosts": {}}
+            self.plays[-1]["tasks"].append(self.entries[key])
+        return self.entries[key]
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._entry(task)
 
     v2_playbook_on_handler_task_start = v2_playbook_on_task_start
 
     def _record(self, result, **extra):
         data = dict(self._convert(result._result))
         data.update(extra)
-        if not self.plays or not self.plays[-1]["tasks"]:
-            self.v2_playbook_on_task_start(result._task, False)
-        self.plays[-1]["tasks"][-1]["hosts"][result._host.get_name()] = data
+        self._entry(result._task)["hosts"][result._host.get_name()] = data
 
     @staticmethod
     def _convert(res):
