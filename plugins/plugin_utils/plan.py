@@ -243,8 +243,9 @@ def host_facts(hv):
 
 
 def _prefix(value, default, interface, address):
-    """An interface address's prefix length (an int or ASCII digits, as setup gives it), else InputError."""
-    return parse_number(value or default, "prefix of %s address %s" % (interface, address), 0, 128)
+    """An interface address's prefix length (an int or ASCII digits, as setup gives it), else InputError;
+    ``default`` is also the longest there is (32 for IPv4, 128 for IPv6)."""
+    return parse_number(value or default, "prefix of %s address %s" % (interface, address), 0, default)
 
 
 def _add_ansible_host(hv, addrs):
@@ -372,7 +373,8 @@ def _check_fields(item, fields, where):
 
 def _check_prefix(item, where):
     if item.get("prefix") not in (None, ""):
-        parse_number(item["prefix"], where + ".prefix", 0, 128)
+        v4 = item.get("family") == "ipv4" or (item.get("family") is None and ":" not in str(item.get("address") or ":"))
+        parse_number(item["prefix"], where + ".prefix", 0, 32 if v4 else 128)
 
 
 def _check_ansible_facts(af, where):

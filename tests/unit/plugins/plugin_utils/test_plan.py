@@ -178,3 +178,23 @@ def test_a_kernel_trace_replaced_by_another_run_is_not_used_and_says_why():
     assert facts == {"error": "another run's kernel trace replaced this one on the host: its evidence is not used"}
     busy = {"failed": True, "msg": "another kernel trace (run bbbb) is active on this host until 18:30:00; ..."}
     assert "run bbbb" in plan.kernel_trace_facts({"reachability_kernel_trace_start": busy})["error"]
+
+
+@pytest.mark.parametrize("family, address, prefix, ok", [
+    ("ipv4", "10.200.1.10", 32, True), ("ipv4", "10.200.1.10", 33, False), ("ipv4", "10.200.1.10", 64, False),
+    ("ipv6", "fd00:200:1::10", 128, True), ("ipv6", "fd00:200:1::10", 129, False)])
+def test_an_interface_prefix_longer_than_its_family_has_is_an_error_naming_it(family, address, prefix, ok):
+    entry = {"interface": "eth0", "family": family, "address": address, "prefix": prefix, "scope": "global",
+             "secondary": False}
+    gathered = dict(DUAL_STACK_GATHERED, interface_addresses=[entry])
+    hostvars = {"web01": {"reachability_listeners": gathered}}
+    if ok:
+        plan.check_hostvars(hostvars, ["web01"])
+        assert plan.host_facts(hostvars["web01"])["interfaces"][0]["prefix"] == prefix
+        return
+    with pytest.raises(InputError) as exc:
+        plan.check_hostvars(hostvars, ["web01"])
+    assert "prefix" in str(exc.value) and str(prefix) in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        plan.host_facts(hostvars["web01"])
+    assert address in str(exc.value) and str(prefix) in str(exc.value)
