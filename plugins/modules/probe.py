@@ -286,6 +286,20 @@ results:
               The ICMP type and code stand for it; no packet left the host.
           type: str
           returned: when the sender is local
+        neighbour:
+          description:
+            - For an address on one of this host's own links, the state of its neighbour entry (ARP, NDP) when
+              the kernel could not resolve it (V(FAILED) or V(INCOMPLETE)) - nothing answered at that address on
+              the link. A silent probe to such an address is sent once more (the raw engine) before it is
+              reported so, with RV(results[].reply.local_errno) V(EHOSTUNREACH); off-link addresses have no entry.
+          type: str
+          returned: when the neighbour entry of the address did not resolve
+          sample: FAILED
+        neighbour_dev:
+          description: The interface of that neighbour entry.
+          type: str
+          returned: with RV(results[].reply.neighbour)
+          sample: eth0
           sample: EPERM
     rtt_ms:
       description: Round-trip time of the attempt that was answered, milliseconds; null without reply.
@@ -304,6 +318,14 @@ results:
       type: bool
       returned: always
       sample: false
+    local_discards:
+      description:
+        - On a result with no reply, how many of its own packets this host discarded on output while it probed
+          (C(Ip OutDiscards) and C(Ip6OutDiscards) grew by that much) - a full neighbour table (C(dmesg) says
+          C(neighbor table overflow)) or a full queue. Such a silence may be this host's, not the network's.
+      type: int
+      returned: when the host discarded packets during the probe and the result got no reply
+      sample: 295
     engine:
       description: Engine that sent this probe.
       type: str

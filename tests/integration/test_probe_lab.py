@@ -114,3 +114,33 @@ def test_app_check_on_open_ports(lab):
 def test_bad_input_is_named(lab):
     res = lab.module("client", "netdiag.reachability.probe", {"targets": [{"host": "10.200.2.10", "ports": [70000]}]})
     assert res.get("failed") is True and "70000" in res["msg"]
+
+
+def test_an_absent_address_on_the_sources_own_link_is_named_by_its_neighbour_entry(lab):
+    """Nothing answers ARP for 10.200.1.250 on the client's link: the probe, asked twice, says the
+    kernel dropped the packets here (EHOSTUNREACH, the neighbour entry FAILED) instead of silence,
+    under both engines; a host on the link that answers is not touched by it."""
+    for engine in ("raw", "connect"):
+        res = lab.module("client", "netdiag.reachability.probe",
+                         {"targets": [{"host": "10.200.1.250", "ports": [80]}, {"host": ROUTER_FRONT, "ports": [8080]}],
+                          "engine": engine})
+        assert res.get("failed") is not True, res
+        by = dict((r["address"], r) for r in res["results"])
+        absent = by["10.200.1.250"]
+        assert (absent["state"], absent["reason"]) == ("unreachable", "host-unreach"), (engine, absent)
+        assert absent["reply"]["sender"] == "local" and absent["reply"]["local_errno"] == "EHOSTUNREACH", engine
+        assert absent["reply"]["neighbour"] in ("FAILED", "INCOMPLETE") and absent["reply"]["neighbour_dev"], engine
+        assert by[ROUTER_FRONT]["state"] == "open", (engine, by[ROUTER_FRONT])
+        assert any("10.200.1.250" in n for n in res["notes"]), (engine, res["notes"])
+
+
+def test_diagnose_calls_an_absent_on_link_address_host_down_by_its_neighbour_entry(lab, tmp_path):
+    proc = lab.playbook("netdiag.reachability.diagnose", extra_vars={
+        "reachability_report_dir": str(tmp_path),
+        "reachability_flows": [{"from": "client", "to": "10.200.1.250", "ports": ["80/tcp"]}]})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    with open(os.path.join(str(tmp_path), "report.json")) as fh:
+        flow = json.load(fh)["flows"][0]
+    assert (flow["cause"], flow["decided_by"]) == ("host_down", "wire"), flow
+    assert flow["culprit"]["kind"] == "neighbour" and flow["culprit"]["host"] == "client"
+    assert "ARP" in flow["culprit"]["text"] and "10.200.1.250" in flow["culprit"]["text"]

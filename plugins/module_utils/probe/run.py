@@ -40,6 +40,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.error
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.app_check import app_check
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_connect import ConnectEngine, check_ping_socket
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.engine_raw import RawEngine, raw_available
+from ansible_collections.netdiag.reachability.plugins.module_utils.probe import neighbours
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.scheduler import (
     Probe, _RttStats, last_icmp_errors, run_pass, settle_rate_limited, wait_late_replies)
 from ansible_collections.netdiag.reachability.plugins.module_utils.probe.targets import expand_targets, normalize_options
@@ -59,6 +60,123 @@ def choose_engine(requested):
 
 
 # --------------------------------------------------------------------------------------
+# Addresses on this host's links that did not resolve
+
+
+def _neighbour_reply(probe, entry):
+    """What the kernel did with a packet to an on-link address nobody answers ARP/ND for: dropped it
+    here, as a connect() would say with EHOSTUNREACH - a local host-unreachable naming the entry."""
+    v4 = probe.family == 4
+    return {"kind": "icmp", "icmp_type": 3 if v4 else 1, "icmp_code": 1 if v4 else 3, "sender": "local", "ttl": None,
+            "local_errno": "EHOSTUNREACH", "neighbour": entry["state"], "neighbour_dev": entry["dev"]}
+
+
+def _local_unreachable(probe):
+    return probe.reply is not None and probe.reply.get("sender") == "local" and \
+        probe.reply.get("local_errno") == "EHOSTUNREACH"
+
+
+def _host_unreachable(probe):
+    """An ICMP host-unreachable (or IPv6 address-unreachable): for an address on this host's own link it
+    can only come from this host's kernel, which reports its own failed ARP / ND to itself."""
+    r = probe.reply
+    return r is not None and r.get("kind") == "icmp" and r.get("sender") != "local" and \
+        (r.get("icmp_type"), r.get("icmp_code")) == ((3, 1) if probe.family == 4 else (1, 3))
+
+
+def recheck_unresolved(engine, probes, opts, rtt, listen=True, read=neighbours.read_neighbours, sleep=time.sleep):
+    """Probes to addresses on this host's own links whose neighbour entry failed (ARP/ND unanswered).
+
+    A silent probe to such an address is sent again once (a lost ARP exchange - a busy link - is not a
+    missing host), waiting up to ``unreachable_wait`` for the kernel to finish asking (``listen``: the
+    raw engine, which also takes late replies meanwhile); still silent with the entry FAILED or
+    INCOMPLETE, it gets the local host-unreachable the kernel's drop amounts to, naming the entry.
+    A connect() that failed with EHOSTUNREACH gets the entry named too (no route and no neighbour
+    look the same to it).  Returns notes."""
+    silent = [p for p in probes if p.reply is None or _local_unreachable(p) or _host_unreachable(p)]
+    if not silent:
+        return []
+    table = read()
+    if table is None:
+        return []
+    doubtful = [p for p in silent if neighbours.unresolved(table, p.address)]
+    if not doubtful:
+        return []
+    again = [p for p in doubtful if p.reply is None]
+    if again:
+        start = time.monotonic()
+        run_pass(engine, again, opts, rtt, opts["retries"])
+        if listen:
+            wait_late_replies(engine, again, opts["unreachable_wait"], since=start)
+        table = read() or {}
+        while time.monotonic() < start + opts["unreachable_wait"] and any(
+                p.reply is None and (table.get(p.address) or {}).get("state") == "INCOMPLETE" for p in again):
+            sleep(0.2)      # the kernel is still asking
+            table = read() or {}
+    named = set()
+    for p in doubtful:
+        entry = neighbours.unresolved(table, p.address)
+        if entry is None:
+            continue
+        if p.reply is None:
+            p.record(_neighbour_reply(p, entry), time.monotonic())
+        else:
+            if _host_unreachable(p):     # this host's kernel told itself (from its own address): the same drop
+                p.reply.update(sender="local", sender_is_target=False, local_errno="EHOSTUNREACH")
+            p.reply.setdefault("neighbour", entry["state"])
+            p.reply.setdefault("neighbour_dev", entry["dev"])
+        named.add(p.address)
+    notes = []
+    if again:
+        answered = sorted(set(p.address for p in again if p.address not in named))
+        notes.append("%d probe(s) to %d address(es) on this host's links were sent again because their neighbour "
+                     "entry had not resolved%s" % (len(again), len(set(p.address for p in again)),
+                                                   "; answered the second time: %s" % ", ".join(answered) if answered else ""))
+    if named:
+        notes.append("no answer to ARP/neighbour discovery on this host's link for %s" % ", ".join(sorted(named)))
+    return notes
+
+
+def output_discards(root="/proc/net"):
+    """This host's count of its own packets it discarded on output (Ip OutDiscards + Ip6OutDiscards: a
+    neighbour table full, a queue full), or None when /proc does not say."""
+    total, found = 0, False
+    try:
+        with open(root + "/snmp") as fh:
+            rows = [line.split() for line in fh if line.startswith("Ip:")]
+        if len(rows) >= 2 and "OutDiscards" in rows[0]:
+            total += int(rows[1][rows[0].index("OutDiscards")])
+            found = True
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(root + "/snmp6") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "Ip6OutDiscards":
+                    total += int(parts[1])
+                    found = True
+    except (OSError, ValueError):
+        pass
+    return total if found else None
+
+
+def _mark_discards(results, before, after):
+    """Silent results of a probe during which this host discarded its own packets: that silence may be
+    this host's, not the network's.  Returns the note, or None."""
+    if before is None or after is None or after <= before:
+        return None
+    silent = [r for r in results if r["reply"] is None]
+    for r in silent:
+        r["local_discards"] = after - before
+    if not silent:
+        return None
+    return ("this host discarded %d of its own packets on output during the probe (IpOutDiscards: a full "
+            "neighbour table - dmesg says 'neighbor table overflow' - or a full queue); %d silent result(s) may "
+            "not be silent on the wire" % (after - before, len(silent)))
+
+
+# --------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -73,6 +191,7 @@ def probe(targets, **options):
     descs = expand_targets(targets, opts["max_probes"], opts["family"])
     engine_name, why = choose_engine(opts["engine"])
     start = time.monotonic()
+    discards = output_discards()
     probes = [Probe(d, i) for i, d in enumerate(descs)]
     groups = {}
     for p in probes:
@@ -93,6 +212,7 @@ def probe(targets, **options):
             settle_rate_limited(engine, group, opts, rtt, last_icmp_errors(group))
             if name == "raw":
                 wait_late_replies(engine, group, opts["unreachable_wait"])
+            notes.extend(recheck_unresolved(engine, group, opts, rtt, listen=name == "raw"))
         finally:
             engine.close()
     if opts["app_check"] != "none":
@@ -104,6 +224,9 @@ def probe(targets, **options):
                 for p, fut in futures:
                     p.app = fut.result()
     results = [p.result() for p in probes]
+    note = _mark_discards(results, discards, output_discards())
+    if note:
+        notes.append(note)
     summary = dict((s, 0) for s in STATES)
     for r in results:
         summary[r["state"]] += 1

@@ -77,8 +77,9 @@ class Probe(object):
                 "sender_is_target": self.reply["sender_is_target"],
                 "ttl": self.reply["ttl"],
             }
-            if self.reply.get("local_errno"):
-                reply["local_errno"] = self.reply["local_errno"]
+            for key in ("local_errno", "neighbour", "neighbour_dev"):
+                if self.reply.get(key):
+                    reply[key] = self.reply[key]
         out = {
             "target": self.target,
             "address": self.address,
@@ -187,16 +188,17 @@ def run_pass(engine, probes, opts, rtt, retries):
                 probe.record(reply, time.monotonic())
 
 
-def wait_late_replies(engine, probes, wait):
+def wait_late_replies(engine, probes, wait, since=None):
     """Keep listening for replies to the silent probes until ``wait`` seconds after each one's
     first send.  A router that cannot resolve the next hop's address (an absent host on its
     connected subnet) answers only when neighbour discovery gives up: Linux sends ICMP
     host-unreachable about 3 s after the first packet (3 solicitations, 1 s apart), later than
-    a probe's timeout.  Only the raw engine still matches replies of finished probes."""
+    a probe's timeout.  Only the raw engine still matches replies of finished probes.
+    ``since``: count ``wait`` from then instead (probes sent again)."""
     silent = [p for p in probes if p.reply is None and p.first_sent is not None]
     if not silent or wait <= 0:
         return
-    until = max(p.first_sent for p in silent) + wait
+    until = (since if since is not None else max(p.first_sent for p in silent)) + wait
     sel = engine.selector
     while any(p.reply is None for p in silent):
         timeout = until - time.monotonic()

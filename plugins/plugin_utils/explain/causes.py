@@ -166,6 +166,21 @@ def _refused_locally(ev):
                                      "EHOSTUNREACH" if obs["icmp_code"] == 1 else "EPERM")
     finding["decided_by"] = "wire"
     spec = "%s/%s" % (flow["port"], flow["protocol"])
+    if err == "EHOSTUNREACH" and obs.get("neighbour") in ("FAILED", "INCOMPLETE"):
+        # on the source's own link, and nothing answered its ARP / neighbour solicitation (the probe asked
+        # twice): no host has that address there now, which is not a missing route
+        how = "neighbour discovery" if ":" in str(flow["address"]) else "ARP"
+        dev = obs.get("neighbour_dev")
+        on = " on %s" % dev if dev else ""
+        finding["cause"] = "host_down"
+        finding["culprit"] = {"kind": "neighbour", "host": src, "address": flow["address"], "dev": dev,
+                              "state": obs["neighbour"],
+                              "text": "%s got no answer to %s for %s%s (its neighbour entry is %s): no host answers "
+                                      "at that address on the link" % (src or "the source", how, flow["address"], on,
+                                                                        obs["neighbour"])}
+        finding["fix"] = manual("check that %s is up and on the link of %s%s (ip neigh show %s on %s says %s)" % (
+            flow["address"], src or "the source", on, flow["address"], src or "the source", obs["neighbour"]), src)
+        return
     if err in ("ENETUNREACH", "EHOSTUNREACH"):
         finding["cause"] = "no_route"
         finding["culprit"] = {"kind": "route", "host": src, "text": "%s has no route to %s: the send failed with %s"
@@ -371,6 +386,9 @@ def _silence(ev):
     proto = flow["protocol"]
     if obs["rate_limited"]:
         conflicts.append("the probe could not tell silence from a rate-limited ICMP reject (rate_limited)")
+    if obs.get("local_discards"):
+        conflicts.append("%s discarded %d of its own packets on output while it probed (IpOutDiscards): this silence "
+                         "may be the source's, not the network's" % (flow.get("source") or "the source", obs["local_discards"]))
     if src_verdict is not None and src_verdict.get("verdict") in ("drop", "reject"):
         finding["cause"] = "source_firewall"
         finding["decided_by"] = "ruleset"
@@ -451,6 +469,14 @@ def _silence(ev):
     finding["cause"] = "unknown"
     finding["candidates"] = _silence_candidates(ev)
     why = []
+    if obs.get("local_discards"):
+        src = flow.get("source") or "the source"
+        why.append("%s discarded %d of its own packets on output while it probed" % (src, obs["local_discards"]))
+        finding["candidates"].insert(0, {
+            "host": flow.get("source"), "why": "it discarded %d of its own packets on output during the probe "
+            "(IpOutDiscards), so the probe may never have left it" % obs["local_discards"],
+            "decide": "dmesg on %s ('neighbor table overflow' means net.ipv4.neigh.default.gc_thresh3 is too low for "
+                      "the addresses it talks to), then diagnose again" % src})
     if dest is None or dest not in index.hosts:
         why.append("%s is not a managed host (no facts)" % (dest or flow["address"]))
     elif dest_verdict is None:

@@ -38,6 +38,9 @@ def observed(probe, address):
         "rate_limited": bool(probe.get("rate_limited")),
         "engine": probe.get("engine"),
         "local_errno": reply.get("local_errno"),
+        "neighbour": reply.get("neighbour"),          # the source's neighbour entry of an on-link address: FAILED
+        "neighbour_dev": reply.get("neighbour_dev"),
+        "local_discards": probe.get("local_discards"),   # the source discarded its own packets during the probe
     }
 
 

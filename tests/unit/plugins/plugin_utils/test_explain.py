@@ -305,6 +305,20 @@ def test_no_route_on_the_source_is_no_route_not_host_down(facts):
     assert f["cause"] == "no_route" and f["culprit"]["host"] == "client"
 
 
+def test_an_on_link_address_nobody_answers_arp_for_is_host_down_not_no_route(facts):
+    """EHOSTUNREACH with the source's neighbour entry FAILED: the route is there, the host is not."""
+    probe = _refused("EHOSTUNREACH", 1)
+    probe["reply"].update(neighbour="FAILED", neighbour_dev="eth0")
+    f = one(facts, "10.200.2.10", 80, probe=probe, trace=None)
+    assert (f["cause"], f["decided_by"]) == ("host_down", "wire")
+    assert f["culprit"]["kind"] == "neighbour" and f["culprit"]["host"] == "client"
+    assert "ARP" in f["culprit"]["text"] and "FAILED" in f["culprit"]["text"] and "eth0" in f["culprit"]["text"]
+    assert f["fix"]["manual"] and "10.200.2.10" in f["fix"]["summary"]
+    # the same error without the entry (a connect engine on an old host, say) stays no route
+    f = one(facts, "10.200.2.10", 80, probe=_refused("EHOSTUNREACH", 1), trace=None)
+    assert f["cause"] == "no_route"
+
+
 def test_a_destination_whose_route_back_to_the_source_discards_is_no_route(facts):
     # the seed lab's healthy host accepts 80/tcp; give it a blackhole route toward the client
     hosts = copy.deepcopy(facts["hosts"])
@@ -363,3 +377,16 @@ def test_a_forward_fix_for_an_ipv6_destination_matches_ip6_daddr():
     v6, v4 = [_firewall_fix(HostIndex({}), "r", culprit, f, "forward")["commands"][0]["command"] for f in flows]
     assert v6 == "nft insert rule inet lab forward position 7 ip6 daddr fd00:200::10 tcp dport 80 accept"
     assert v4 == "nft insert rule inet lab forward position 7 ip daddr 10.200.2.10 tcp dport 80 accept"
+
+
+def test_silence_while_the_source_discarded_its_own_packets_is_unknown_naming_the_source(facts):
+    """All-pairs on one kernel: the neighbour table overflowed and the source discarded its own SYNs. The
+    rules accept, the wire is silent, and the probe counted the discards: unknown, the source first."""
+    probe = dict(_silent(), local_discards=295)
+    f = one(facts, "10.200.2.10", 80, probe=probe, trace=None)
+    assert f["cause"] == "unknown"
+    assert f["candidates"][0]["host"] == "client" and "neighbor table overflow" in f["candidates"][0]["decide"]
+    assert "295" in f["culprit"]["text"] and any("IpOutDiscards" in c for c in f["conflicts"])
+    # a drop rule read from the destination still decides (the ruleset), with the doubt shown
+    f = one(facts, "10.200.2.18", 80, probe=dict(_silent(), local_discards=3), trace=None)
+    assert f["cause"] == "host_firewall" and any("IpOutDiscards" in c for c in f["conflicts"])
