@@ -61,7 +61,8 @@ DEST_FW = [
     ("nft_accept", 1),
 ]
 LISTENER = [("listen_any", 6), ("listen_none", 3), ("listen_loopback", 2), ("listen_other_address", 2)]
-SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("reply_blackholed", 1), ("rp_filter_strict", 1)]
+SPECIAL = [("dnat_wrong_port", 2), ("dnat_ok", 1), ("absent_host", 2), ("absent_on_link", 1), ("reply_blackholed", 1),
+           ("rp_filter_strict", 1)]
 
 CAUSES = ("ok", "no_listener", "loopback_only", "wrong_address", "host_firewall", "source_firewall", "path_block",
           "nat", "host_down", "no_route", "unknown")
@@ -355,6 +356,12 @@ def _special(rng, topo, sc, kind, router_managed):
         # a managed router's neighbour table, read by the kernel trace right after the probe, decides
         sc.kernel_decides = bool(router_managed)
         sc.note = "no host there: host_down when the router's host-unreachable arrives (it may be rate-limited)"
+        return
+    if kind == "absent_on_link":
+        # no host at an address on the source's own link: nothing answers its ARP, and its neighbour entry says so
+        sc.dest, sc.address = None, str(FRONT.network_address + 200 + sc.index)
+        sc.expect = {"cause": "host_down", "host": sc.source}
+        sc.note = "no host on the source's own link: its neighbour entry FAILED decides (the probe asks twice)"
         return
     if kind == "reply_blackholed":
         host = _dest_host(topo, sc)
