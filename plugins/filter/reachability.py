@@ -12,7 +12,7 @@ from ansible_collections.netdiag.reachability.plugins.plugin_utils.explain impor
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import evidence as evidence_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan as plan_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import report as report_lib
-from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import plain
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import need, plain, short
 
 HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
                 "reachability_probe", "reachability_traces", "reachability_cloud",  # reachability_cloud: settings
@@ -57,24 +57,13 @@ class _Shape(Exception):
     """Input of the wrong shape, found at the filter boundary (the message names the key path)."""
 
 
-_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer", bool: "a boolean",
-               type(None): "null"}
-
-
 def _need(value, types, path, optional=False):
-    """``value`` (at key path ``path``) is one of ``types``; returns it."""
-    if optional and value is None:
-        return value
-    types = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, types) or (int in types and bool not in types and isinstance(value, bool)):
-        wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-        raise _Shape("%s must be %s, got %s %s" % (path, wanted, type(value).__name__, _short(value)))
-    return value
+    """``value`` (at key path ``path``) is one of ``types``; returns it (data.need, as a filter input error)."""
+    return need(value, types, path, optional=optional, error=_Shape)
 
 
 def _short(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return short(value)
 
 
 def _items(value, path, types=dict, optional=True):

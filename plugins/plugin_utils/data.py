@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: netdiag.reachability contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Small data helpers shared by the filters."""
+"""Small data helpers shared by the filters and the planners: plain data, and the one type check of their inputs."""
 
 from __future__ import annotations
+
+from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 
 
 # Values of exactly these types (not subclasses: Ansible's tagged strings are str subclasses) are plain
@@ -35,3 +37,26 @@ def plain(value):
     if isinstance(value, float):
         return float(value)
     return str(value)
+
+
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer", bool: "a boolean", float: "a number",
+               type(None): "null"}
+
+
+def short(value):
+    """``repr(value)``, cut to 60 characters (for error messages)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def need(value, types, where, optional=False, error=None):
+    """``value`` (found at key path ``where``) is one of ``types`` (a bool is not an integer); returns it.
+    Else ``error`` (InputError by default) naming the path, what it must be and what it is; None passes
+    when ``optional``."""
+    if optional and value is None:
+        return value
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise (error or InputError)("%s must be %s, got %s %s" % (where, " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types),
+                                                  type(value).__name__, short(value)))
+    return value

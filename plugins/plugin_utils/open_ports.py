@@ -20,6 +20,7 @@ from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports
     format_port_spec, parse_number, parse_port_spec,
 )
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import REPORT_SCHEMA
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import need
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.addresses import address_or_network as _address_or_network
 
 BACKENDS = ("firewalld", "ufw", "nftables", "iptables-nft", "iptables-legacy")
@@ -177,14 +178,7 @@ def check_report(report, source="the report"):
 
 def _need(value, types, where):
     """``value`` (at ``where``) is None or one of ``types`` (bool is not an int); else InputError naming both."""
-    if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
-        return value
-    text = repr(value)
-    raise InputError("%s must be %s, got %s %s" % (where, " or ".join(_TYPE_NAMES[t] for t in types), type(value).__name__,
-                                                   text if len(text) <= 60 else text[:57] + "..."))
-
-
-_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer"}
+    return need(value, types, where, optional=True)
 
 
 def _check_flow(flow, where):

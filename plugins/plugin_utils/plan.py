@@ -14,6 +14,7 @@ import socket
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.errors import InputError
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.ports import parse_number, parse_port_spec
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.verdicts import PROBE_PROTOCOLS
+from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import need
 
 EXPECT = ("open", "closed")
 DEFAULT_MAX_FLOWS = 5000
@@ -29,23 +30,9 @@ def _as_list(value, what):
     raise InputError("flow %s must be a name or a list, got %r" % (what, value))
 
 
-def _kind(value):
-    text = repr(value)
-    return "%s %s" % (type(value).__name__, text if len(text) <= 60 else text[:57] + "...")
-
-
 def _need(value, types, where, optional=False):
     """``value`` (found at ``where``) is one of ``types`` (bool is not an int); else InputError naming both."""
-    if optional and value is None:
-        return value
-    types = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise InputError("%s must be %s, got %s" % (where, " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types),
-                                                    _kind(value)))
-    return value
-
-
-_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an integer", bool: "a boolean"}
+    return need(value, types, where, optional=optional)
 
 
 def _dicts(value, where, optional=True):
