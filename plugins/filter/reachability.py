@@ -14,7 +14,7 @@ from ansible_collections.netdiag.reachability.plugins.plugin_utils import plan a
 from ansible_collections.netdiag.reachability.plugins.plugin_utils import report as report_lib
 from ansible_collections.netdiag.reachability.plugins.plugin_utils.data import need, plain, short
 
-HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall",
+HOSTVAR_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "reachability_firewall", "reachability_host_read",
                 "reachability_probe", "reachability_traces", "reachability_cloud",  # reachability_cloud: settings
                 "reachability_kernel_trace_start", "reachability_kernel_trace_result")
 
@@ -24,7 +24,8 @@ CLOUD_QUERY_KEYS = ("ansible_host", "ansible_facts", "reachability_listeners", "
 # What modules returned (registered, or kept with set_fact): data, not templates, so read without templating it
 # again (hostvars[host][key] runs a host's whole ruleset through the templar, the most costly part of assembling
 # a large run's evidence). A value that is still a string (a template in the inventory) is templated as before.
-RESULT_KEYS = frozenset(("reachability_listeners", "reachability_firewall", "reachability_probe", "reachability_traces",
+RESULT_KEYS = frozenset(("ansible_facts", "reachability_listeners", "reachability_firewall", "reachability_host_read",
+                         "reachability_probe", "reachability_traces",
                          "reachability_kernel_trace_start", "reachability_kernel_trace_result"))
 
 
@@ -47,9 +48,15 @@ def _hostvars(hostvars, hosts, keys=HOSTVAR_KEYS):
         out[h] = {}
         for k in keys:
             if k in RESULT_KEYS and isinstance(raw.get(k), (Mapping, list)):
-                out[h][k] = plain(raw[k])
+                value = raw[k]
             elif k in hv:
-                out[h][k] = plain(hv[k])
+                value = hv[k]
+            else:
+                continue
+            if k == "reachability_host_read":
+                # only whether this run's read failed, and why (the facts it returned are read as facts)
+                value = {r: value[r] for r in ("failed", "msg", "skipped") if isinstance(value, Mapping) and r in value}
+            out[h][k] = plain(value)
     return out
 
 

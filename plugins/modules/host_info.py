@@ -41,6 +41,14 @@ options:
     description: Also read every firewall layer (RV(firewall_info)).
     type: bool
     default: true
+  facts:
+    description:
+      - Return the two results as host facts instead - RV(ansible_facts.reachability_listeners) and
+        RV(ansible_facts.reachability_firewall) - so Ansible keeps them for the rest of the run, and a fact cache
+        keeps them for later runs, without a C(set_fact) task per host (what the C(reachability) role does).
+      - RV(listeners_info) and RV(firewall_info) are then left out of the result.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - netdiag.reachability.attributes.info_module
 attributes:
@@ -64,6 +72,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ host.listeners_info.interface_addresses | map(attribute='address') | list }}"
 
+- name: Keep the read as facts of the host (hostvars[host].reachability_listeners, cached by a fact cache)
+  netdiag.reachability.host_info:
+    facts: true
+
 - name: Listeners only, on two ports
   netdiag.reachability.host_info:
     ports: [80, 443]
@@ -75,7 +87,7 @@ listeners_info:
   description:
     - What M(netdiag.reachability.listeners_info) returns (its C(warnings) as a list) - C(listeners), C(sysctls),
       C(routes), C(interface_addresses), C(counters), C(process_scan).
-  returned: always
+  returned: unless O(facts)
   type: dict
   sample: {"listeners": [], "routes": [], "interface_addresses": [{"interface": "eth0", "family": "ipv4",
            "address": "10.200.1.10", "prefix": 24, "scope": "global", "secondary": false}]}
@@ -84,9 +96,24 @@ firewall_info:
     - What M(netdiag.reachability.firewall_info) returns for no packets - C(layers), C(ruleset), C(firewalld),
       C(ufw), C(local_addresses), C(firewall_warnings).
     - C({failed, msg}) when the layers could not be read; null with O(firewall=false).
-  returned: always
+  returned: unless O(facts)
   type: dict
   sample: {"layers": {"nftables": {"present": true, "active": true}}, "firewall_warnings": []}
+ansible_facts:
+  description: With O(facts), the two results as host facts.
+  returned: with O(facts)
+  type: dict
+  contains:
+    reachability_listeners:
+      description: What RV(listeners_info) would be.
+      type: dict
+      returned: with O(facts)
+      sample: {"listeners": [], "interface_addresses": []}
+    reachability_firewall:
+      description: What RV(firewall_info) would be; C({skipped} true) with O(firewall=false).
+      type: dict
+      returned: with O(facts)
+      sample: {"layers": {}, "firewall_warnings": []}
 """
 
 from ansible_collections.netdiag.reachability.plugins.module_utils._common.runner import run_module
@@ -95,8 +122,12 @@ from ansible_collections.netdiag.reachability.plugins.module_utils.gather.host i
 
 def _read(module):
     p = module.params
-    return read_host(ports=p["ports"], protocols=p["protocols"], include_process=p["include_process"],
-                     firewall=p["firewall"])
+    out = read_host(ports=p["ports"], protocols=p["protocols"], include_process=p["include_process"],
+                    firewall=p["firewall"])
+    if p["facts"]:
+        out["ansible_facts"] = {"reachability_listeners": out.pop("listeners_info"),
+                                "reachability_firewall": out.pop("firewall_info") or {"skipped": True}}
+    return out
 
 
 def main():
@@ -105,6 +136,7 @@ def main():
         protocols=dict(type="list", elements="str", choices=["tcp", "udp"], default=["tcp", "udp"]),
         include_process=dict(type="bool", default=True),
         firewall=dict(type="bool", default=True),
+        facts=dict(type="bool", default=False),
     ), _read, warn=["warnings"])
 
 

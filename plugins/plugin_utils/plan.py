@@ -186,6 +186,12 @@ def host_facts(hv):
     facts = {}
     cached = hv.get("ansible_facts") or {}   # set_fact cacheable: a fact cache holds them as facts
     lst = hv.get("reachability_listeners") or cached.get("reachability_listeners") or {}
+    read = hv.get("reachability_host_read") or {}
+    if isinstance(read, dict) and read.get("failed") and not read.get("skipped"):
+        # this run's read failed (host_info facts: true sets no facts then): older facts are not this run's
+        failure = {"failed": True, "msg": read.get("msg") or "host_info failed"}
+        hv = dict(hv, reachability_listeners=failure, reachability_firewall=failure)
+        cached, lst = {}, failure
     if lst and not lst.get("failed") and not lst.get("skipped"):
         facts["listeners"] = lst.get("listeners")
         facts["sysctls"] = lst.get("sysctls")

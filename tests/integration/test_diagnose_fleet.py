@@ -79,8 +79,9 @@ def test_one_read_per_host_and_no_setup(lab, runs):
         res = results[0]
         assert not res.get("skipped"), host
         assert res["changed"] is False
-        assert res["listeners_info"]["interface_addresses"], host
-        assert "layers" in res["firewall_info"], host
+        # kept as the host's facts by the read itself (no set_fact per host)
+        assert res["ansible_facts"]["reachability_listeners"]["interface_addresses"], host
+        assert "layers" in res["ansible_facts"]["reachability_firewall"], host
     # nothing else reads a host: no setup (its facts), no separate listeners_info / firewall_info
     for host, ran in per_host_results(doc).items():
         for task, res in ran:

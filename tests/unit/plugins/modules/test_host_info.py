@@ -55,3 +55,13 @@ def test_the_firewall_layers_come_in_the_same_call():
 def test_bad_input_fails_naming_the_value(args, needle):
     res = run_module(dict(args, firewall=args.get("firewall", False)))
     assert res.get("failed") is True and needle in res["msg"]
+
+
+def test_facts_returns_the_two_results_as_host_facts_and_nothing_twice(listener):
+    res = run_module({"ports": [listener], "protocols": ["tcp"], "firewall": False, "facts": True})
+    assert "failed" not in res, res.get("msg")
+    assert "listeners_info" not in res and "firewall_info" not in res
+    facts = res["ansible_facts"]
+    assert [e["port"] for e in facts["reachability_listeners"]["listeners"]] == [listener]
+    assert facts["reachability_listeners"]["interface_addresses"]
+    assert facts["reachability_firewall"] == {"skipped": True}

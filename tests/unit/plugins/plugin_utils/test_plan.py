@@ -198,3 +198,16 @@ def test_an_interface_prefix_longer_than_its_family_has_is_an_error_naming_it(fa
     with pytest.raises(InputError) as exc:
         plan.host_facts(hostvars["web01"])
     assert address in str(exc.value) and str(prefix) in str(exc.value)
+
+
+def test_a_read_that_failed_this_run_is_named_and_older_facts_are_not_used():
+    """host_info (facts: true) sets no facts when it fails: its registered failure names the host's gather error,
+    and facts a fact cache still holds from an earlier run are not taken for this run's."""
+    hv = {"reachability_host_read": {"failed": True, "msg": "sudo: a password is required"},
+          "ansible_facts": {"reachability_listeners": DUAL_STACK_GATHERED}}
+    facts = plan.host_facts(hv)
+    assert facts["gather_errors"] == ["listeners: sudo: a password is required", "firewall: sudo: a password is required"]
+    assert "listeners" not in facts and "interfaces" not in facts
+    # a read that was skipped (the host was read already) changes nothing
+    facts = plan.host_facts({"reachability_host_read": {"skipped": True}, "reachability_listeners": DUAL_STACK_GATHERED})
+    assert "gather_errors" not in facts and facts["listeners"] == []
