@@ -286,6 +286,7 @@ results:
               The ICMP type and code stand for it; no packet left the host.
           type: str
           returned: when the sender is local
+          sample: EPERM
         neighbour:
           description:
             - For an address on one of this host's own links, the state of its neighbour entry (ARP, NDP) when
@@ -300,7 +301,6 @@ results:
           type: str
           returned: with RV(results[].reply.neighbour)
           sample: eth0
-          sample: EPERM
     rtt_ms:
       description: Round-trip time of the attempt that was answered, milliseconds; null without reply.
       type: float

@@ -57,6 +57,6 @@ def need(value, types, where, optional=False, error=None):
         return value
     types = types if isinstance(types, tuple) else (types,)
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise (error or InputError)("%s must be %s, got %s %s" % (where, " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types),
-                                                  type(value).__name__, short(value)))
+        wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+        raise (error or InputError)("%s must be %s, got %s %s" % (where, wanted, type(value).__name__, short(value)))
     return value

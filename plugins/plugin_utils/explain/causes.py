@@ -176,8 +176,8 @@ def _refused_locally(ev):
         finding["culprit"] = {"kind": "neighbour", "host": src, "address": flow["address"], "dev": dev,
                               "state": obs["neighbour"],
                               "text": "%s got no answer to %s for %s%s (its neighbour entry is %s): no host answers "
-                                      "at that address on the link" % (src or "the source", how, flow["address"], on,
-                                                                        obs["neighbour"])}
+                                      "at that address on the link" % (
+                                          src or "the source", how, flow["address"], on, obs["neighbour"])}
         finding["fix"] = manual("check that %s is up and on the link of %s%s (ip neigh show %s on %s says %s)" % (
             flow["address"], src or "the source", on, flow["address"], src or "the source", obs["neighbour"]), src)
         return

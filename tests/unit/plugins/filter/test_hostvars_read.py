@@ -41,5 +41,5 @@ def test_results_are_read_as_returned_and_inventory_templates_are_templated(tmp_
     web = out["web01"]
     assert web["ansible_host"] == "10.200.1.10"                      # templated, as before
     assert web["reachability_listeners"] == read                      # the module's data, unchanged
-    assert type(web["reachability_listeners"]["listeners"][0]["process"]) is str
+    assert web["reachability_listeners"]["listeners"][0]["process"].__class__ is str   # plain, not a tagged str
     assert web["reachability_firewall"] == {"layers": {"nftables": {"present": False}}}   # a template: templated
